@@ -1,0 +1,152 @@
+"""Configuration: one optional ``pltv.toml``; CLI flags override it.
+
+Only the CLI reads environment variables (``MLFLOW_TRACKING_URI``, ``META_ACCESS_TOKEN``,
+``META_APP_SECRET``); library code receives everything through these frozen objects.
+
+Example ``pltv.toml``::
+
+    [source]
+    path = "data/sample"
+    currency = "USD"
+
+    [source.columns.users]          # source column -> canonical column
+    signup_ts = "signup_at"
+
+    [train]
+    send_days = [0, 1, 3, 7]
+    horizon_days = 365
+
+    [mlflow]
+    tracking_uri = "sqlite:///mlruns/mlflow.db"
+    model_name = "pltv_d{send_day}"
+
+    [capi]
+    pixel_id = "1234567890"
+    graph_url = "https://graph.facebook.com"
+    api_version = "v26.0"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pltv.errors import ConfigError
+
+CONFIG_FILENAME = "pltv.toml"
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_SOURCE = "data/sample"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    """Where the revenue history lives and how its columns are named."""
+
+    path: str = DEFAULT_SOURCE
+    currency: str = "USD"
+    # table -> {source column name: canonical column name}
+    columns: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    # extra categorical user columns used as model features (beyond country/platform/channel)
+    extra_categoricals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    send_days: tuple[int, ...] = (0, 1, 3, 7)
+    horizon_days: int = 365
+
+
+@dataclass(frozen=True, kw_only=True)
+class MlflowConfig:
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    # ``{send_day}`` is replaced by the send day: one registered model per send day.
+    model_name: str = "pltv_d{send_day}"
+    experiment: str = "pltv"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapiConfig:
+    pixel_id: str | None = None
+    graph_url: str = "https://graph.facebook.com"
+    api_version: str = "v26.0"
+    ledger: str = "pltv_ledger.duckdb"
+    default_region: str = "US"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    capi: CapiConfig = field(default_factory=CapiConfig)
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied to one section; ``None`` values are ignored."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+_SECTIONS = {"source": SourceConfig, "train": TrainConfig, "mlflow": MlflowConfig, "capi": CapiConfig}
+
+
+def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
+    cls = _SECTIONS[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"pltv.toml [{name}]: unknown key(s) {unknown}; expected some of {sorted(known)}"
+        )
+    values = dict(raw)
+    if name == "source" and "columns" in values:
+        columns = values["columns"]
+        if not isinstance(columns, Mapping) or not all(isinstance(v, Mapping) for v in columns.values()):
+            raise ConfigError("pltv.toml [source.columns]: expected one table per sub-table, e.g. "
+                              '[source.columns.users] signup_ts = "signup_at"')
+        values["columns"] = _frozen_mapping({t: _frozen_mapping(m) for t, m in columns.items()})
+    for key in ("send_days", "extra_categoricals"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return cls(**values)
+
+
+def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> Config:
+    """Read ``path`` (or ``pltv.toml`` in ``cwd`` when present); missing file -> defaults."""
+    if path is None:
+        candidate = (cwd or Path.cwd()) / CONFIG_FILENAME
+        if not candidate.exists():
+            return Config()
+        path = candidate
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = sorted(set(raw) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; expected some of {sorted(_SECTIONS)}")
+    return Config(**{name: _build_section(name, raw[name]) for name in _SECTIONS if name in raw})
+
+
+def parse_send_days(text: str) -> tuple[int, ...]:
+    """``"0,1,3,7"`` -> ``(0, 1, 3, 7)``; rejects negatives and garbage with a clear message."""
+    try:
+        days = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise ConfigError(f"send days must be comma-separated integers, got {text!r}") from exc
+    if not days or days[0] < 0:
+        raise ConfigError(f"send days must be non-negative integers, got {text!r}")
+    return days
