@@ -7,3 +7,48 @@ a token or an appsecret_proof.
 
 class ActivationError(Exception):
     """Root of every error raised on purpose by ``activation``."""
+
+
+class InvalidIdentifier(ActivationError, ValueError):
+    """An identifier value is unusable for its ``user_data`` key; the key is dropped for that user.
+
+    Carries the key and a short reason code, never the value.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"unusable {key} value ({reason}); the key is dropped for this user")
+        self.key = key
+        self.reason = reason
+
+
+class EventSettingsError(ActivationError, ValueError):
+    """Event settings (mode, name, currency, threshold…) break one of Meta's rules."""
+
+
+class DeliveryError(ActivationError, RuntimeError):
+    """Sending events to the Conversions API failed in a way that stops the run."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        fbtrace_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.subcode = subcode
+        self.fbtrace_id = fbtrace_id
+
+
+class AccessDenied(DeliveryError, PermissionError):
+    """Meta refused the token or its permissions (codes 190, 10, 200-299, 104…): nothing more is sent."""
+
+
+class LedgerError(ActivationError, RuntimeError):
+    """The delivery ledger is unreadable or was asked for an impossible state transition."""
+
+
+class SandboxError(ActivationError, OSError):
+    """The local CAPI sandbox could not start or be reached."""

@@ -1,0 +1,603 @@
+"""Identity: normalize and SHA-256 the ``user_data`` match keys exactly as Meta documents them.
+
+Pure functions only. Two entry points:
+
+- :func:`hash_identifiers` — columnar, for the daily job: a users DataFrame (data-contract identifier
+  columns) in, a DataFrame of ``user_data``-ready columns (``em``, ``ph``, …, ``fbc``) out, plus an
+  :class:`IdentityReport` counting what was kept and what was dropped, per key and reason. Each column is
+  normalized over its *unique* values (phone, state and zip over unique ``(value, country)`` pairs),
+  then hashed with ``hashlib`` once per unique normalized value.
+- :func:`user_data_for` — the same rules for one user as a dict, for small callers and tests.
+
+Rules (Meta's *Customer Information Parameters* page; where Meta's own SDK disagrees, the page wins,
+see ``../shared/capi/normalization_vectors.json``):
+
+- ``em`` trimmed + lowercased, must look like ``local@domain.tld``.
+- ``ph`` parsed with Google's libphonenumber in the user's country (else ``default_region``) and written
+  as E.164 digits *with* country code (``(650)555-1212`` → ``16505551212``); ``00`` is read as ``+``.
+- ``fn``/``ln``/``ct`` lowercased, letters only (no punctuation, spaces or digits), accents kept (NFC).
+- ``ge`` ``f``/``m`` from common spellings; ``db`` ``YYYYMMDD`` from common date forms (1900–2099).
+- ``st`` US state names → ANSI codes; outside the US (user's country known and not US) the name,
+  lowercase without punctuation or spaces, as Meta documents.
+- ``zp`` lowercase, no spaces or dashes; US ZIPs cut to their first 5 digits.
+- ``country`` ISO alpha-2 lowercase from alpha-2, alpha-3, English names and ``UK``/``USA``/``U.S.``.
+- ``external_id`` is **hashed** (Meta recommends it): trimmed and lowercased first, so the same ID
+  hashes identically on every channel (the Pixel's automatic advanced matching lowercases too).
+- ``client_ip_address`` (validated), ``client_user_agent``, ``fbc``, ``fbp`` (case kept: the fbclid is
+  case-sensitive), ``madid`` and ``anon_id`` are never hashed, only trimmed.
+- A 64-hex value of a hashed key is taken as already hashed and passed through (lowercased). MD5
+  (32-hex) is not: CAPI documents SHA-256 only.
+
+An invalid value drops that key for that user and is counted; it never raises out of the public
+functions and never appears in any message or log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+import pycountry
+
+from activation.errors import InvalidIdentifier
+
+HASHED_KEYS: tuple[str, ...] = (
+    "em",
+    "ph",
+    "fn",
+    "ln",
+    "ge",
+    "db",
+    "ct",
+    "st",
+    "zp",
+    "country",
+    "external_id",
+)
+PLAIN_KEYS: tuple[str, ...] = ("client_ip_address", "client_user_agent", "fbc", "fbp", "madid", "anon_id")
+USER_DATA_KEYS: tuple[str, ...] = HASHED_KEYS + PLAIN_KEYS
+
+#: Data-contract column → ``user_data`` key.
+COLUMN_KEYS: Mapping[str, str] = {
+    "email": "em",
+    "phone": "ph",
+    "first_name": "fn",
+    "last_name": "ln",
+    "gender": "ge",
+    "date_of_birth": "db",
+    "city": "ct",
+    "state": "st",
+    "zip": "zp",
+    "country": "country",
+    "external_id": "external_id",
+    "client_ip_address": "client_ip_address",
+    "client_user_agent": "client_user_agent",
+    "fbc": "fbc",
+    "fbp": "fbp",
+    "madid": "madid",
+    "anon_id": "anon_id",
+}
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_CLICK_ID_RE = re.compile(r"^fb\.\d+\.\d+\.\S+$")
+_WS_RE = re.compile(r"\s+")
+
+
+def sha256_hex(normalized: str) -> str:
+    """SHA-256 of a normalized value as lowercase hex; an empty value is a bug, never hashed."""
+    if not normalized:
+        raise InvalidIdentifier("?", "empty")
+    return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+def is_sha256(value: str) -> bool:
+    """True for a 64-character lowercase hex string (an already-hashed match key)."""
+    return bool(_SHA256_RE.match(value))
+
+
+# --------------------------------------------------------------------------------------------------------
+# per-key normalizers: raw value in, normalized string out, InvalidIdentifier(key, reason) when unusable
+# --------------------------------------------------------------------------------------------------------
+
+
+def _text(key: str, raw: Any) -> str:
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        raise InvalidIdentifier(key, "missing")
+    if isinstance(raw, datetime | date | pd.Timestamp):
+        return raw.strftime("%Y%m%d")
+    s = unicodedata.normalize("NFC", str(raw)).strip()
+    if not s:
+        raise InvalidIdentifier(key, "empty")
+    return s
+
+
+def _letters(s: str) -> str:
+    """Lowercase letters (and combining marks) only: no punctuation, spaces, digits or symbols."""
+    return "".join(ch for ch in s.lower() if unicodedata.category(ch)[0] in "LM")
+
+
+def _norm_em(s: str) -> str:
+    s = s.lower()
+    if not _EMAIL_RE.match(s):
+        raise InvalidIdentifier("em", "invalid_format")
+    return s
+
+
+def _parse_phone(s: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(s, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _norm_ph(s: str, region: str | None) -> str:
+    s = s.strip()
+    digits_start = re.sub(r"[\s\-().]", "", s)
+    if digits_start.startswith("00"):
+        s = "+" + digits_start[2:]
+    elif digits_start.startswith("+"):
+        s = digits_start
+    reg = region.upper() if region and not s.startswith("+") else None
+    if reg is None and not s.startswith("+"):
+        s = "+" + digits_start  # no region to assume: the digits must start with the country code
+    num = _parse_phone(s, reg)
+    if (num is None or not phonenumbers.is_valid_number(num)) and reg is not None and digits_start.isdigit():
+        num = _parse_phone("+" + digits_start, None) or num  # the digits may already carry a country code
+    if num is None:
+        raise InvalidIdentifier("ph", "unparseable")
+    if not phonenumbers.is_valid_number(num):
+        raise InvalidIdentifier("ph", "invalid_number")
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def _norm_name(key: str) -> Callable[[str], str]:
+    def norm(s: str) -> str:
+        out = _letters(s)
+        if not out:
+            raise InvalidIdentifier(key, "no_letters")
+        return out
+
+    return norm
+
+
+_GENDERS = {
+    "f": "f",
+    "female": "f",
+    "woman": "f",
+    "w": "f",
+    "girl": "f",
+    "fem": "f",
+    "m": "m",
+    "male": "m",
+    "man": "m",
+    "boy": "m",
+    "h": "m",
+}
+
+
+def _norm_ge(s: str) -> str:
+    out = _GENDERS.get(_letters(s))
+    if out is None:
+        raise InvalidIdentifier("ge", "unknown_value")
+    return out
+
+
+_MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        zip(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+            [
+                "january",
+                "february",
+                "march",
+                "april",
+                "may",
+                "june",
+                "july",
+                "august",
+                "september",
+                "october",
+                "november",
+                "december",
+            ],
+            strict=True,
+        )
+    )
+    for m in names
+}
+_MONTHS["sept"] = 9
+_DATE_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(\d{4})(\d{2})(\d{2})$"), "ymd"),
+    (re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[t\s].*)?$"), "ymd"),
+    (re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$"), "mdy"),  # US slash form; d/m/y when the first > 12
+    (re.compile(r"^(\d{1,2})[.\-](\d{1,2})[.\-](\d{4})$"), "dmy"),  # European dot/dash form
+    (re.compile(r"^(\d{1,2})\s*([a-z]+)\.?,?\s*(\d{4})$"), "dMy"),
+    (re.compile(r"^([a-z]+)\.?\s*(\d{1,2}),?\s*(\d{4})$"), "Mdy"),
+)
+
+
+def _norm_db(s: str) -> str:
+    s = s.lower().strip()
+    for pattern, order in _DATE_FORMS:
+        m = pattern.match(s)
+        if not m:
+            continue
+        a, b, c = m.groups()
+        if order == "ymd":
+            y, mo, d = int(a), int(b), int(c)
+        elif order == "mdy":
+            mo, d, y = int(a), int(b), int(c)
+            if mo > 12 >= d:
+                mo, d = d, mo
+        elif order == "dmy":
+            d, mo, y = int(a), int(b), int(c)
+        elif order == "dMy":
+            d, mo, y = int(a), _MONTHS.get(b, 0), int(c)
+        else:
+            mo, d, y = _MONTHS.get(a, 0), int(b), int(c)
+        if not 1900 <= y <= 2099:
+            raise InvalidIdentifier("db", "year_out_of_range")
+        try:
+            return date(y, mo, d).strftime("%Y%m%d")
+        except ValueError as exc:
+            raise InvalidIdentifier("db", "invalid_date") from exc
+    raise InvalidIdentifier("db", "unknown_format")
+
+
+@lru_cache(maxsize=1)
+def _country_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for c in pycountry.countries:
+        a2 = c.alpha_2.lower()
+        index[c.alpha_3.lower()] = a2
+        for attr in ("name", "official_name", "common_name"):
+            name = getattr(c, attr, None)
+            if name:
+                index.setdefault(_letters(name), a2)
+        index[a2] = a2
+    index.update(
+        {
+            "uk": "gb",
+            "usa": "us",
+            "us": "us",
+            "unitedstatesofamerica": "us",
+            "america": "us",
+            "greatbritain": "gb",
+            "england": "gb",
+            "scotland": "gb",
+            "wales": "gb",
+            "northernireland": "gb",
+            "britain": "gb",
+            "russia": "ru",
+            "southkorea": "kr",
+            "korea": "kr",
+            "vietnam": "vn",
+            "iran": "ir",
+            "syria": "sy",
+            "laos": "la",
+            "bolivia": "bo",
+            "venezuela": "ve",
+            "tanzania": "tz",
+            "moldova": "md",
+            "czechia": "cz",
+            "czechrepublic": "cz",
+            "turkey": "tr",
+            "holland": "nl",
+        }
+    )
+    return index
+
+
+def _norm_country(s: str) -> str:
+    out = _country_index().get(_letters(s))
+    if out is None:
+        raise InvalidIdentifier("country", "unknown_country")
+    return out
+
+
+@lru_cache(maxsize=1)
+def _us_states() -> dict[str, str]:
+    states = {
+        _letters(s.name): s.code.split("-")[1].lower() for s in pycountry.subdivisions.get(country_code="US")
+    }
+    states.update({"washingtondc": "dc", "dc": "dc"})
+    return states
+
+
+def _norm_st(s: str, country: str | None) -> str:
+    cleaned = _letters(s)
+    if not cleaned:
+        raise InvalidIdentifier("st", "no_letters")
+    if country in (None, "us"):
+        return _us_states().get(cleaned, cleaned)
+    return cleaned
+
+
+_US_ZIP_RE = re.compile(r"^(\d{5})(\d{4})?$")
+
+
+def _norm_zp(s: str, country: str | None) -> str:
+    cleaned = "".join(ch for ch in s.lower() if ch.isalnum())
+    if not cleaned:
+        raise InvalidIdentifier("zp", "empty")
+    if country in (None, "us"):
+        if country == "us" and cleaned.isdigit() and 3 <= len(cleaned) < 5:
+            cleaned = cleaned.zfill(5)  # a ZIP stored as a number lost its leading zeros
+        m = _US_ZIP_RE.match(cleaned)
+        if m:
+            return m.group(1)
+        if country == "us":
+            raise InvalidIdentifier("zp", "invalid_us_zip")
+    return cleaned
+
+
+def _norm_external_id(s: str) -> str:
+    return s.lower()
+
+
+def _norm_ip(s: str) -> str:
+    try:
+        return str(ipaddress.ip_address(s))
+    except ValueError as exc:
+        raise InvalidIdentifier("client_ip_address", "invalid_ip") from exc
+
+
+def _norm_click_id(key: str) -> Callable[[str], str]:
+    def norm(s: str) -> str:
+        if not _CLICK_ID_RE.match(s):
+            raise InvalidIdentifier(key, "invalid_format")
+        return s  # never lowercase: the fbclid is case-sensitive
+
+    return norm
+
+
+def _keep(s: str) -> str:
+    return s
+
+
+_SIMPLE: Mapping[str, Callable[[str], str]] = {
+    "em": _norm_em,
+    "fn": _norm_name("fn"),
+    "ln": _norm_name("ln"),
+    "ct": _norm_name("ct"),
+    "ge": _norm_ge,
+    "db": _norm_db,
+    "country": _norm_country,
+    "external_id": _norm_external_id,
+    "client_ip_address": _norm_ip,
+    "client_user_agent": _keep,
+    "fbc": _norm_click_id("fbc"),
+    "fbp": _norm_click_id("fbp"),
+    "madid": _keep,
+    "anon_id": _keep,
+}
+_REGIONAL = {"ph", "st", "zp"}
+
+
+def normalize(key: str, raw: Any, *, country: str | None = None, default_region: str | None = "US") -> str:
+    """Normalize one raw value of ``user_data`` key ``key`` as Meta documents; raise InvalidIdentifier.
+
+    ``country`` is the user's (already normalized, alpha-2 lowercase) country: it is the phone region,
+    and decides the US rules of ``st``/``zp``. A 64-hex value of a hashed key is returned as is.
+    """
+    if key not in USER_DATA_KEYS:
+        raise InvalidIdentifier(key, "unknown_key")
+    s = _text(key, raw)
+    if key in HASHED_KEYS and is_sha256(s.lower()):
+        return s.lower()
+    region = country if country and len(country) == 2 else None
+    if key == "ph":
+        return _norm_ph(s, region or default_region)
+    if key == "st":
+        return _norm_st(s, region)
+    if key == "zp":
+        return _norm_zp(s, region)
+    return _SIMPLE[key](s)
+
+
+def hash_normalized(key: str, normalized: str) -> str:
+    """The value sent for ``key``: SHA-256 of the normalized value for hashed keys, else the value."""
+    if key not in HASHED_KEYS:
+        return normalized
+    return normalized if is_sha256(normalized) else sha256_hex(normalized)
+
+
+# --------------------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityReport:
+    """What hashing kept and dropped: counts only, never values."""
+
+    rows: int
+    present: Mapping[str, int] = field(default_factory=dict)  # non-empty input values per key
+    kept: Mapping[str, int] = field(default_factory=dict)  # usable values per key
+    dropped: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (key, reason) -> count
+
+    def coverage(self) -> dict[str, float]:
+        """Share of rows with a usable value, per key."""
+        return {k: (self.kept.get(k, 0) / self.rows if self.rows else 0.0) for k in USER_DATA_KEYS}
+
+    def render(self) -> str:
+        """A short text table: key, kept/rows, dropped by reason."""
+        lines = [f"identity: rows={self.rows:,}"]
+        for k in USER_DATA_KEYS:
+            if not self.present.get(k):
+                continue
+            drops = ", ".join(f"{r}={n:,}" for (kk, r), n in sorted(self.dropped.items()) if kk == k)
+            lines.append(
+                f"  {k:<18} kept={self.kept.get(k, 0):>9,}  {('dropped: ' + drops) if drops else ''}"
+            )
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------
+# columnar and per-row API
+# --------------------------------------------------------------------------------------------------------
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _map_unique(
+    values: pd.Series, fn: Callable[[Hashable], str | None], reasons: Counter[str]
+) -> tuple[pd.Series, int]:
+    """Apply ``fn`` once per unique non-missing value; count failures (by reason) per row."""
+    mask = values.notna()
+    present = int(mask.sum())
+    out = pd.Series([None] * len(values), index=values.index, dtype=object)
+    if not present:
+        return out, 0
+    sub = values[mask]
+    codes, uniques = pd.factorize(sub, sort=False)
+    results: list[str | None] = []
+    fail: list[str | None] = []
+    for u in uniques:
+        try:
+            results.append(fn(u))
+            fail.append(None)
+        except InvalidIdentifier as exc:
+            results.append(None)
+            fail.append(exc.reason)
+    mapped = [results[c] for c in codes]
+    out[mask] = mapped
+    for c, n in Counter(codes.tolist()).items():
+        if fail[c] is not None:
+            reasons[fail[c]] += n
+    return out, present
+
+
+def _hash_unique(key: str, normalized: pd.Series) -> pd.Series:
+    if key not in HASHED_KEYS:
+        return normalized
+    mask = normalized.notna()
+    if not mask.any():
+        return normalized
+    codes, uniques = pd.factorize(normalized[mask], sort=False)
+    hashed = [hash_normalized(key, u) for u in uniques]
+    out = normalized.copy()
+    out[mask] = [hashed[c] for c in codes]
+    return out
+
+
+def hash_identifiers(
+    users: pd.DataFrame, *, default_region: str | None = "US"
+) -> tuple[pd.DataFrame, IdentityReport]:
+    """Normalize + hash every identifier column of ``users`` into ``user_data``-ready columns.
+
+    Input columns are the data contract's (``email``, ``phone``, …; ``user_data`` key names are also
+    accepted). The output has the input's index and one column per present key (``em``, ``ph``, …),
+    holding the value to send (hash or plain) or ``None``. Never raises for a bad value.
+    """
+    columns: dict[str, pd.Series] = {}
+    for col in users.columns:
+        key = COLUMN_KEYS.get(col, col if col in USER_DATA_KEYS else None)
+        if key is not None and key not in columns:
+            columns[key] = users[col]
+    present: dict[str, int] = {}
+    kept: dict[str, int] = {}
+    dropped: dict[tuple[str, str], int] = {}
+    out: dict[str, pd.Series] = {}
+
+    def _empty_to_na(s: pd.Series) -> pd.Series:
+        s = s.astype(object)
+        return s.where(s.notna() & (s.astype(str).str.strip() != ""), None)
+
+    country_norm: pd.Series | None = None
+    order = ["country"] + [k for k in USER_DATA_KEYS if k != "country"]
+    for key in order:
+        if key not in columns:
+            continue
+        raw = _empty_to_na(columns[key])
+        reasons: Counter[str] = Counter()
+        if key in _REGIONAL:
+            ctry = (
+                country_norm if country_norm is not None else pd.Series(None, index=raw.index, dtype=object)
+            )
+            pairs = pd.Series(
+                list(zip(raw.tolist(), ctry.tolist(), strict=True)), index=raw.index, dtype=object
+            )
+            pairs = pairs.where(raw.notna(), None)
+
+            def fn(pair: Hashable, key: str = key) -> str:
+                value, country = pair  # type: ignore[misc]
+                return normalize(key, value, country=country, default_region=default_region)
+
+            normalized, n_present = _map_unique(pairs, fn, reasons)
+        else:
+            normalized, n_present = _map_unique(
+                raw, lambda v, key=key: normalize(key, v, default_region=default_region), reasons
+            )
+        if key == "country":
+            country_norm = normalized
+        present[key] = n_present
+        kept[key] = int(normalized.notna().sum())
+        dropped.update({(key, r): n for r, n in reasons.items()})
+        out[key] = _hash_unique(key, normalized)
+    frame = pd.DataFrame(out, index=users.index, columns=[k for k in USER_DATA_KEYS if k in out])
+    return frame, IdentityReport(rows=len(users), present=present, kept=kept, dropped=dropped)
+
+
+def user_data_for(
+    identifiers: Mapping[str, Any], *, default_region: str | None = "US"
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """One user's ``user_data`` dict (hashed where Meta requires) and the (key, reason) pairs dropped.
+
+    ``identifiers`` uses data-contract column names or ``user_data`` key names; missing values are
+    ignored, already-prepared output of :func:`hash_identifiers` (64-hex / plain values) passes through.
+    """
+    raw: dict[str, Any] = {}
+    for col, v in identifiers.items():
+        key = COLUMN_KEYS.get(col, col if col in USER_DATA_KEYS else None)
+        if key is not None and not _is_missing(v) and str(v).strip():
+            raw.setdefault(key, v)
+    data: dict[str, str] = {}
+    drops: list[tuple[str, str]] = []
+    country: str | None = None
+    if "country" in raw:
+        try:
+            country = normalize("country", raw["country"])
+        except InvalidIdentifier as exc:
+            drops.append(("country", exc.reason))
+            del raw["country"]
+    for key in USER_DATA_KEYS:
+        if key not in raw:
+            continue
+        try:
+            norm = (
+                country
+                if key == "country"
+                else normalize(key, raw[key], country=country, default_region=default_region)
+            )
+        except InvalidIdentifier as exc:
+            drops.append((key, exc.reason))
+            continue
+        data[key] = hash_normalized(key, norm)  # type: ignore[arg-type]
+    return data, drops
+
+
+def user_data_records(frame: pd.DataFrame) -> list[dict[str, str]]:
+    """Rows of :func:`hash_identifiers` output as ``user_data`` dicts without the missing keys."""
+    cols = list(frame.columns)
+    values = frame.to_numpy(dtype=object)
+    return [{c: v for c, v in zip(cols, row, strict=True) if v is not None and v == v} for row in values]
