@@ -1,0 +1,174 @@
+"""Event builders and Meta's rules: modes, skips with reasons, local pre-validation, EMQ estimate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activation.errors import EventSettingsError
+from activation.events import (
+    EventSettings,
+    PlannedEvent,
+    SkippedEvent,
+    build_event,
+    build_events,
+    chunk,
+    estimate_match_quality,
+    event_id_for,
+    validate_event,
+)
+from activation.identity import hash_identifiers
+
+NOW = datetime(2026, 10, 30, tzinfo=UTC)
+UD = {"em": "a" * 64, "client_user_agent": "Mozilla/5.0", "client_ip_address": "2001:db8::1"}
+CUSTOM = EventSettings(
+    mode="custom_value", spec_id="spec-1", send_day=3, event_source_url="https://shop.example"
+)
+
+
+def _user(**kw):
+    base = {"user_id": "u1", "signup_at": "2026-10-26T12:00:00", "predicted_ltv": 123.456}
+    return base | kw
+
+
+def test_custom_value_event_carries_value_currency_and_send_moment():
+    """custom_value sends pLTV_D{d} at signup + send_day with value and currency."""
+    ev = build_event(_user(), UD, CUSTOM, now=NOW)
+    assert isinstance(ev, PlannedEvent)
+    p = ev.payload
+    assert p["event_name"] == "pLTV_D3" and p["event_time"] == int(
+        datetime(2026, 10, 29, 12, tzinfo=UTC).timestamp()
+    )
+    assert p["custom_data"] == {"currency": "USD", "value": 123.46, "predicted_ltv": 123.46}
+    assert p["event_id"] == event_id_for("spec-1", "u1") and "u1" not in p["event_id"]
+    assert p["action_source"] == "website" and p["event_source_url"] == "https://shop.example"
+
+
+def test_event_id_is_deterministic_and_spec_specific():
+    """Same (spec, user) gives the same id; another spec gives another."""
+    assert event_id_for("s", 1) == event_id_for("s", 1) != event_id_for("t", 1)
+
+
+def test_append_value_references_the_original_conversion():
+    """AppendValue carries predicted_ltv and the conversion's event name and ids."""
+    settings = EventSettings(
+        mode="append_value", spec_id="s", send_day=3, event_source_url="https://x.example"
+    )
+    user = _user(
+        conversion_event_name="Purchase", conversion_event_id="ord-9", conversion_sent_at="2026-10-26T12:00"
+    )
+    ev = build_event(user, UD, settings, now=NOW)
+    assert isinstance(ev, PlannedEvent)
+    assert ev.payload["event_name"] == "AppendValue"
+    assert ev.payload["original_event_data"] == {"event_name": "Purchase", "event_id": "ord-9"}
+    assert ev.payload["custom_data"] == {"currency": "USD", "predicted_ltv": 123.46}
+
+
+@pytest.mark.parametrize(
+    ("user", "ud", "settings", "reason"),
+    [
+        (_user(consent=False), UD, CUSTOM, "no_consent"),
+        (_user(predicted_ltv=0.0), UD, CUSTOM, "non_positive_value"),
+        (_user(), {}, CUSTOM, "no_match_key"),
+        (_user(signup_at="2026-10-10"), UD, CUSTOM, "too_old"),
+        (_user(signup_at="2026-10-29"), UD, CUSTOM, "in_future"),
+        (
+            _user(),
+            UD,
+            EventSettings(mode="threshold", spec_id="s", send_day=3, threshold=500.0),
+            "below_threshold",
+        ),
+        (
+            _user(conversion_event_name="Purchase", conversion_event_id="x", conversion_sent_at="2026-10-01"),
+            UD,
+            EventSettings(mode="append_value", spec_id="s", send_day=3, event_source_url="https://x.example"),
+            "outside_append_window",
+        ),
+        (
+            _user(),
+            UD,
+            EventSettings(mode="append_value", spec_id="s", send_day=3, event_source_url="https://x.example"),
+            "missing_conversion_ids",
+        ),
+        (_user(), {"fn": "a" * 64, "ge": "b" * 64}, CUSTOM, "insufficient_customer_information"),
+        (_user(), {"em": "a" * 64}, CUSTOM, "missing_client_user_agent"),
+    ],
+)
+def test_unsendable_users_are_skipped_with_a_reason(user, ud, settings, reason):
+    """Every rule Meta (or the design) would refuse becomes a skip with its reason, never a bad event."""
+    out = build_event(user, ud, settings, now=NOW)
+    assert isinstance(out, SkippedEvent) and out.reason == reason
+
+
+def test_ldu_user_gets_limited_data_use_with_geolocation():
+    """An LDU user's event carries ['LDU'] with country and state 0 (Meta geolocates)."""
+    ev = build_event(_user(ldu=True), UD, CUSTOM, now=NOW)
+    assert ev.payload["data_processing_options"] == ["LDU"]
+    assert ev.payload["data_processing_options_country"] == 0 == ev.payload["data_processing_options_state"]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"mode": "other"}, "mode"),
+        ({"currency": "XYZ"}, "ISO 4217"),
+        ({"mode": "threshold"}, "threshold"),
+        ({"mode": "append_value", "event_name": "Purchase"}, "AppendValue"),
+        ({"event_name": "bad name!"}, "event_name"),
+    ],
+)
+def test_settings_refuse_what_meta_would_reject(kw, match):
+    """EventSettings fail fast on an impossible design."""
+    with pytest.raises(EventSettingsError, match=match):
+        EventSettings(**({"mode": "custom_value", "spec_id": "s", "send_day": 1} | kw))
+
+
+def test_validate_event_rejects_unhashed_email_and_old_events():
+    """Unhashed hashed-keys and >7-day-old events are rejected with code 100 and Meta's subcode."""
+    good = dict(build_event(_user(), UD, CUSTOM, now=NOW).payload)
+    assert validate_event(good, now=NOW) is None
+    bad = good | {"user_data": {"em": "someone@example.com", "client_user_agent": "x"}}
+    assert validate_event(bad, now=NOW).reason == "unhashed_user_data"
+    old = good | {"event_time": good["event_time"] - 9 * 86400}
+    r = validate_event(old, now=NOW)
+    assert (r.code, r.subcode) == (100, 2804003)
+
+
+def test_build_events_from_frames_skips_and_estimates_match_quality():
+    """A frame of users becomes events + skips, with an EMQ estimate labelled as such."""
+    users = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c"],
+            "signup_at": pd.to_datetime(["2026-10-26", "2026-10-26", "2026-10-26"]),
+            "predicted_ltv": [10.0, 20.0, 30.0],
+            "email": ["a@x.com", None, "c@x.com"],
+            "client_user_agent": ["UA", "UA", None],
+            "consent": [True, True, True],
+        }
+    )
+    ud, _ = hash_identifiers(users[["email", "client_user_agent"]])
+    plan = build_events(users, ud, CUSTOM, now=NOW)
+    assert [e.event_id for e in plan.events] == [event_id_for("spec-1", "a")]
+    assert plan.skip_reasons() == {"insufficient_customer_information": 1, "missing_client_user_agent": 1}
+    assert plan.match_quality.coverage["em"] == 1.0 and "estimate" in plan.match_quality.label
+
+
+def test_match_quality_estimate_is_bounded():
+    """The estimate is 0 with no keys and 10 with every weighted key."""
+    assert estimate_match_quality([{}]).estimated_score == 0
+    from activation.events import MATCH_KEY_WEIGHTS
+
+    assert estimate_match_quality([dict.fromkeys(MATCH_KEY_WEIGHTS, "x")]).estimated_score == 10
+
+
+@given(n=st.integers(0, 3000), size=st.integers(1, 1000))
+def test_batches_partition_the_input(n, size):
+    """Chunks are ordered, at most size long, and concatenate back to the input."""
+    items = list(range(n))
+    parts = chunk(items, size)
+    assert all(0 < len(p) <= size for p in parts)
+    assert [x for p in parts for x in p] == items
