@@ -105,15 +105,15 @@ def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(
-            f"pltv.toml [{name}]: unknown key(s) {unknown}; expected some of {sorted(known)}"
-        )
+        raise ConfigError(f"pltv.toml [{name}]: unknown key(s) {unknown}; expected some of {sorted(known)}")
     values = dict(raw)
     if name == "source" and "columns" in values:
         columns = values["columns"]
         if not isinstance(columns, Mapping) or not all(isinstance(v, Mapping) for v in columns.values()):
-            raise ConfigError("pltv.toml [source.columns]: expected one table per sub-table, e.g. "
-                              '[source.columns.users] signup_ts = "signup_at"')
+            raise ConfigError(
+                "pltv.toml [source.columns]: expected one table per sub-table, e.g. "
+                '[source.columns.users] signup_ts = "signup_at"'
+            )
         values["columns"] = _frozen_mapping({t: _frozen_mapping(m) for t, m in columns.items()})
     for key in ("send_days", "extra_categoricals"):
         if key in values:

@@ -1,0 +1,476 @@
+"""Open a source, enforce the data contract, expose canonical DuckDB tables.
+
+A source is a DuckDB database file holding ``users``, ``transactions`` and optional ``events`` tables, or a
+folder (a warehouse export) holding, per table, one file (``users.parquet``, ``users.csv``) or one folder of
+part files (``transactions/part-0001.parquet``...). :func:`open_source` returns a :class:`Source` whose
+DuckDB connection has:
+
+- ``users``: ``user_id`` VARCHAR (unique), ``signup_at`` TIMESTAMP (UTC), then every other source column
+  (attributes, identifiers, delivery columns) as found, ``consent``/``ldu`` as BOOLEAN when present;
+- ``transactions``: ``user_id``, ``occurred_at`` TIMESTAMP, ``revenue`` DOUBLE, ``transaction_id`` —
+  cleaned: duplicate transaction ids, rows for unknown users, rows before signup and null revenue are
+  dropped and counted in :attr:`Source.quality`;
+- ``events``: ``user_id``, ``occurred_at``, ``event_name`` (empty when the source has no events).
+
+Errors name the table, column and an example row key, never a value that may be personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pltv.config import SourceConfig
+from pltv.errors import DataQualityError, SchemaError, SourceError
+
+TABLES = ("users", "transactions", "events")
+REQUIRED = {
+    "users": ("user_id", "signup_at"),
+    "transactions": ("user_id", "occurred_at", "revenue"),
+    "events": ("user_id", "occurred_at", "event_name"),
+}
+ATTRIBUTES = ("country", "platform", "channel")
+IDENTIFIERS = (
+    "email", "phone", "first_name", "last_name", "city", "state", "zip", "date_of_birth", "gender",
+    "external_id", "fbc", "fbp", "client_ip_address", "client_user_agent", "madid", "anon_id",
+)  # fmt: skip
+DELIVERY = (
+    "consent", "ldu", "event_source_url", "conversion_event_name", "conversion_event_id",
+    "conversion_order_id", "conversion_sent_at",
+)  # fmt: skip
+_BOOLEAN = ("consent", "ldu")
+_TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
+               "events": ("occurred_at",)}  # fmt: skip
+_DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """What the source holds and what was dropped on the way in (counts only, no values)."""
+
+    users: int
+    transactions_raw: int
+    transactions: int
+    events: int
+    signup_min: object
+    signup_max: object
+    data_end: object  # latest timestamp seen in any table
+    payer_share: float
+    refund_rows: int
+    refund_share: float
+    net_revenue: float
+    currency: str
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    identifier_coverage: Mapping[str, float] = field(default_factory=dict)
+
+    def render(self) -> str:
+        lines = [
+            f"users                {self.users:>12,}",
+            f"transactions         {self.transactions:>12,}  (raw rows {self.transactions_raw:,})",
+            f"events               {self.events:>12,}",
+            f"signups              {self.signup_min} .. {self.signup_max}",
+            f"data ends            {self.data_end}",
+            f"payer share          {self.payer_share:>12.1%}",
+            f"refund rows          {self.refund_rows:>12,}  ({self.refund_share:.1%} of transactions)",
+            f"net revenue          {self.net_revenue:>12,.2f} {self.currency}",
+            "rows dropped:",
+        ]
+        lines += [f"  {reason:<44} {count:>8,}" for reason, count in self.dropped.items()] or ["  none"]
+        if self.identifier_coverage:
+            lines.append("identifier coverage (share of users with a value):")
+            lines += [f"  {key:<20} {share:>7.1%}" for key, share in self.identifier_coverage.items()]
+        return "\n".join(lines)
+
+
+@dataclass
+class Source:
+    """An opened, validated source; use as a context manager or call :meth:`close`."""
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    currency: str
+    quality: QualityReport
+    has_events: bool
+    user_columns: tuple[str, ...]
+    _owns_connection: bool = True
+
+    def close(self) -> None:
+        if self._owns_connection:
+            self.con.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _locate(folder: Path, table: str) -> str | None:
+    """SQL table function reading ``table`` from a warehouse-export folder, or None when absent."""
+    for suffix, reader in ((".parquet", "read_parquet"), (".csv", "read_csv")):
+        single = folder / f"{table}{suffix}"
+        if single.is_file():
+            return _reader(reader, [single])
+    part_dir = folder / table
+    if part_dir.is_dir():
+        for suffix, reader in ((".parquet", "read_parquet"), (".csv", "read_csv")):
+            parts = sorted(p for p in part_dir.rglob(f"*{suffix}") if p.is_file())
+            if parts:
+                return _reader(reader, parts)
+        raise SourceError(f"folder {part_dir} holds no .parquet or .csv part files for table '{table}'")
+    return None
+
+
+def _reader(reader: str, paths: list[Path]) -> str:
+    listing = "[" + ", ".join(_quote_literal(str(p)) for p in paths) + "]"
+    if reader == "read_csv":
+        # all columns as text: the contract's casts below report unparseable rows by key
+        return f"read_csv({listing}, header = true, all_varchar = true, union_by_name = true)"
+    return f"read_parquet({listing}, union_by_name = true)"
+
+
+def _attach_raw(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    """Create ``raw_<table>`` views; return table -> found."""
+    found: dict[str, str] = {}
+    if path.is_dir():
+        for table in TABLES:
+            reader = _locate(path, table)
+            if reader is not None:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM {reader}")
+                found[table] = reader
+        return found
+    if not path.is_file():
+        raise SourceError(f"source {path} does not exist (expected a DuckDB file or an export folder)")
+    if path.suffix.lower() not in _DUCKDB_SUFFIXES:
+        raise SourceError(
+            f"source {path} is a file but not a DuckDB database ({', '.join(_DUCKDB_SUFFIXES)}); "
+            "for Parquet/CSV give the folder that holds users/transactions/events"
+        )
+    try:
+        con.execute(f"ATTACH {_quote_literal(str(path))} AS src (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise SourceError(f"cannot open DuckDB source {path}: {type(exc).__name__}") from exc
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' "
+            "UNION SELECT view_name FROM duckdb_views() WHERE database_name = 'src'"
+        ).fetchall()
+    }
+    for table in TABLES:
+        if table in present:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM src.{table}")
+            found[table] = f"src.{table}"
+    return found
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[str, str]) -> dict[str, str]:
+    """``mapped_<table>``: the raw view with source column names mapped to canonical ones."""
+    raw = _columns(con, f"raw_{table}")
+    renames = []
+    for src_name, canonical in mapping.items():
+        if src_name not in raw:
+            raise SchemaError(
+                f"column mapping for table '{table}': source column '{src_name}' not found "
+                f"(columns: {', '.join(sorted(raw))})"
+            )
+        if canonical in raw and canonical != src_name:
+            raise SchemaError(
+                f"column mapping for table '{table}': '{src_name}' -> '{canonical}' collides with an "
+                f"existing column '{canonical}'"
+            )
+        renames.append(f"{_quote_ident(src_name)} AS {_quote_ident(canonical)}")
+    rename = f" RENAME ({', '.join(renames)})" if renames else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW mapped_{table} AS SELECT *{rename} FROM raw_{table}")
+    columns = _columns(con, f"mapped_{table}")
+    missing = [c for c in REQUIRED[table] if c not in columns]
+    if missing:
+        raise SchemaError(
+            f"table '{table}' is missing required column(s) {missing} (found: {', '.join(sorted(columns))}); "
+            f"if they exist under other names, map them in pltv.toml [source.columns.{table}]"
+        )
+    return columns
+
+
+def _timestamp_expr(column: str, duck_type: str) -> str:
+    col = _quote_ident(column)
+    if duck_type.startswith("TIMESTAMP WITH TIME ZONE"):
+        return f"CAST({col} AS TIMESTAMP)"  # session TimeZone is UTC
+    if duck_type.startswith("TIMESTAMP") or duck_type == "DATE":
+        return f"CAST({col} AS TIMESTAMP)"
+    return f"CAST(TRY_CAST({col} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+def _first_bad_key(con, sql: str, params: list | None = None) -> tuple[int, str | None]:
+    count, key = con.execute(sql, params or []).fetchone()
+    return int(count or 0), key
+
+
+def _check_timestamps(con, table: str, columns: dict[str, str], key: str) -> list[str]:
+    """Typed select list for timestamp columns; raise on values that do not parse."""
+    exprs = []
+    for column in _TIMESTAMPS[table]:
+        if column not in columns:
+            continue
+        expr = _timestamp_expr(column, columns[column])
+        count, example = _first_bad_key(
+            con,
+            f"SELECT count(*), min({_quote_ident(key)}::VARCHAR) FROM mapped_{table} "
+            f"WHERE {_quote_ident(column)} IS NOT NULL AND {expr} IS NULL",
+        )
+        if count:
+            raise DataQualityError(
+                f"table '{table}', column '{column}': {count:,} value(s) are not parseable timestamps "
+                f"(first {key} = {example}); use ISO 8601 in UTC, e.g. 2026-01-31T12:00:00Z"
+            )
+        exprs.append(f"{expr} AS {_quote_ident(column)}")
+    return exprs
+
+
+def _build_users(con, columns: dict[str, str]) -> None:
+    nulls, example = _first_bad_key(con, "SELECT count(*), NULL FROM mapped_users WHERE user_id IS NULL")
+    if nulls:
+        raise DataQualityError(f"table 'users', column 'user_id': {nulls:,} row(s) have no user_id")
+    ts = _check_timestamps(con, "users", columns, "user_id")
+    nulls, example = _first_bad_key(
+        con, "SELECT count(*), min(user_id::VARCHAR) FROM mapped_users WHERE signup_at IS NULL"
+    )
+    if nulls:
+        raise DataQualityError(
+            f"table 'users', column 'signup_at': {nulls:,} row(s) have no signup time (first user_id = {example})"
+        )
+    dups, example = _first_bad_key(
+        con,
+        "SELECT count(*), min(user_id) FROM (SELECT user_id::VARCHAR AS user_id FROM mapped_users "
+        "GROUP BY 1 HAVING count(*) > 1)",
+    )
+    if dups:
+        raise DataQualityError(
+            f"table 'users', column 'user_id': {dups:,} user_id value(s) appear more than once "
+            f"(first user_id = {example}); users must hold one row per user"
+        )
+    typed = ["user_id::VARCHAR AS user_id", *ts]
+    for column in _BOOLEAN:
+        if column in columns:
+            bad, example = _first_bad_key(
+                con,
+                f"SELECT count(*), min(user_id::VARCHAR) FROM mapped_users WHERE {column} IS NOT NULL "
+                f"AND TRY_CAST({column} AS BOOLEAN) IS NULL",
+            )
+            if bad:
+                raise DataQualityError(
+                    f"table 'users', column '{column}': {bad:,} value(s) are not booleans "
+                    f"(first user_id = {example}); use true/false"
+                )
+            typed.append(f"TRY_CAST({column} AS BOOLEAN) AS {column}")
+    replaced = [c for c in ("user_id", *_TIMESTAMPS["users"], *_BOOLEAN) if c in columns]
+    exclude = ", ".join(_quote_ident(c) for c in replaced)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE users AS SELECT {', '.join(typed)}, * EXCLUDE ({exclude}) "
+        "FROM mapped_users"
+    )
+
+
+def _build_transactions(con, columns: dict[str, str], currency: str) -> dict[str, int]:
+    key = "transaction_id" if "transaction_id" in columns else "user_id"
+    ts = _check_timestamps(con, "transactions", columns, key)
+    bad, example = _first_bad_key(
+        con,
+        f"SELECT count(*), min({key}::VARCHAR) FROM mapped_transactions "
+        "WHERE revenue IS NOT NULL AND TRY_CAST(revenue AS DOUBLE) IS NULL",
+    )
+    if bad:
+        raise DataQualityError(
+            f"table 'transactions', column 'revenue': {bad:,} value(s) are not numbers (first {key} = {example})"
+        )
+    if "currency" in columns:
+        found = [
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT upper(trim(currency::VARCHAR)) FROM mapped_transactions "
+                "WHERE currency IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        if any(code != currency.upper() for code in found):
+            raise DataQualityError(
+                f"table 'transactions', column 'currency': found {found}, expected only {currency.upper()}; "
+                "convert revenue to one currency or set [source] currency in pltv.toml"
+            )
+    tx_id = "transaction_id::VARCHAR" if "transaction_id" in columns else "NULL::VARCHAR"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE tx_typed AS
+        SELECT user_id::VARCHAR AS user_id, {ts[0]}, TRY_CAST(revenue AS DOUBLE) AS revenue,
+               {tx_id} AS transaction_id, row_number() OVER () AS _row
+        FROM mapped_transactions
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE tx_flagged AS
+        SELECT t.*,
+               CASE
+                 WHEN t.transaction_id IS NOT NULL
+                      AND row_number() OVER (PARTITION BY t.transaction_id ORDER BY t._row) > 1
+                   THEN 'duplicate transaction_id'
+                 WHEN u.user_id IS NULL THEN 'unknown user_id'
+                 WHEN t.occurred_at IS NULL THEN 'null occurred_at'
+                 WHEN t.revenue IS NULL THEN 'null revenue'
+                 WHEN t.occurred_at < u.signup_at THEN 'before signup_at'
+               END AS drop_reason
+        FROM tx_typed AS t LEFT JOIN users AS u USING (user_id)
+        """
+    )
+    dropped = dict(
+        con.execute(
+            "SELECT drop_reason, count(*) FROM tx_flagged WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE transactions AS SELECT user_id, occurred_at, revenue, transaction_id "
+        "FROM tx_flagged WHERE drop_reason IS NULL ORDER BY user_id, occurred_at"
+    )
+    con.execute("DROP TABLE tx_flagged")
+    con.execute("DROP TABLE tx_typed")
+    return {f"transactions: {reason}": int(n) for reason, n in dropped.items()}
+
+
+def _build_events(con, columns: dict[str, str] | None) -> dict[str, int]:
+    if columns is None:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW events AS SELECT NULL::VARCHAR AS user_id, "
+            "NULL::TIMESTAMP AS occurred_at, NULL::VARCHAR AS event_name WHERE false"
+        )
+        return {}
+    ts = _check_timestamps(con, "events", columns, "user_id")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW events AS
+        SELECT e.user_id::VARCHAR AS user_id, {ts[0].replace('"occurred_at"', 'e."occurred_at"', 1)},
+               e.event_name::VARCHAR AS event_name
+        FROM mapped_events AS e
+        """
+    )
+    dropped = dict(
+        con.execute(
+            """
+            SELECT CASE WHEN u.user_id IS NULL THEN 'unknown user_id'
+                        WHEN e.occurred_at IS NULL THEN 'null occurred_at'
+                        WHEN e.event_name IS NULL THEN 'null event_name'
+                        ELSE 'before signup_at' END, count(*)
+            FROM events AS e LEFT JOIN users AS u USING (user_id)
+            WHERE u.user_id IS NULL OR e.occurred_at IS NULL OR e.event_name IS NULL
+                  OR e.occurred_at < u.signup_at
+            GROUP BY 1 ORDER BY 1
+            """
+        ).fetchall()
+    )
+    # the feature windows [signup_at, signup_at + d) exclude these rows; this view makes it explicit
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW events_clean AS
+        SELECT e.* FROM events AS e JOIN users AS u USING (user_id)
+        WHERE e.occurred_at >= u.signup_at AND e.event_name IS NOT NULL
+        """
+    )
+    return {f"events: {reason} (ignored)": int(n) for reason, n in dropped.items()}
+
+
+def _quality(con, currency: str, dropped: dict[str, int], user_columns: dict[str, str]) -> QualityReport:
+    users, smin, smax = con.execute("SELECT count(*), min(signup_at), max(signup_at) FROM users").fetchone()
+    raw_tx = con.execute("SELECT count(*) FROM mapped_transactions").fetchone()[0]
+    tx, refunds, net, tmax, payers = con.execute(
+        """
+        SELECT count(*), count(*) FILTER (WHERE revenue < 0), coalesce(sum(revenue), 0), max(occurred_at),
+               (SELECT count(*) FROM (SELECT user_id FROM transactions GROUP BY 1 HAVING sum(revenue) > 0))
+        FROM transactions
+        """
+    ).fetchone()
+    n_events, emax = con.execute("SELECT count(*), max(occurred_at) FROM events").fetchone()
+    ids = [c for c in IDENTIFIERS if c in user_columns]
+    coverage: dict[str, float] = {}
+    if ids and users:
+        row = con.execute(
+            "SELECT " + ", ".join(f"avg(({_quote_ident(c)} IS NOT NULL)::INT)" for c in ids) + " FROM users"
+        ).fetchone()
+        coverage = dict(zip(ids, (float(v) for v in row), strict=True))
+    ends = [t for t in (smax, tmax, emax) if t is not None]
+    return QualityReport(
+        users=int(users),
+        transactions_raw=int(raw_tx),
+        transactions=int(tx),
+        events=int(n_events),
+        signup_min=smin,
+        signup_max=smax,
+        data_end=max(ends) if ends else None,
+        payer_share=(payers / users) if users else 0.0,
+        refund_rows=int(refunds),
+        refund_share=(refunds / tx) if tx else 0.0,
+        net_revenue=float(net),
+        currency=currency.upper(),
+        dropped=dropped,
+        identifier_coverage=coverage,
+    )
+
+
+def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnection | None = None) -> Source:
+    """Open and validate a source; raise :class:`SourceError`/:class:`SchemaError`/:class:`DataQualityError`.
+
+    ``config`` is a :class:`SourceConfig` or just a path (defaults for the rest). When ``con`` is given the
+    tables are created in it (as TEMP objects) and it is left open on :meth:`Source.close`.
+    """
+    if not isinstance(config, SourceConfig):
+        config = SourceConfig(path=str(config))
+    path = Path(config.path).expanduser()
+    owns = con is None
+    con = con or duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        found = _attach_raw(con, path)
+        missing = [t for t in ("users", "transactions") if t not in found]
+        if missing:
+            raise SourceError(
+                f"source {path} has no table(s) {missing}; expected users, transactions and optionally "
+                "events (a DuckDB file with those tables, or a folder with users.parquet / transactions/ ...)"
+            )
+        mapped = {t: _mapped_view(con, t, config.columns.get(t, {})) for t in found}
+        _build_users(con, mapped["users"])
+        dropped = _build_transactions(con, mapped["transactions"], config.currency)
+        dropped |= _build_events(con, mapped.get("events"))
+        quality = _quality(con, config.currency, dropped, mapped["users"])
+        user_columns = tuple(_columns(con, "users"))
+    except duckdb.Error as exc:
+        if owns:
+            con.close()
+        raise SourceError(
+            f"cannot read source {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
+    except Exception:
+        if owns:
+            con.close()
+        raise
+    return Source(
+        con=con,
+        path=path,
+        currency=config.currency.upper(),
+        quality=quality,
+        has_events="events" in found,
+        user_columns=user_columns,
+        _owns_connection=owns,
+    )
