@@ -1,0 +1,367 @@
+"""Client for the Conversions API: batches, bounded concurrency, retries, bisection of rejected batches.
+
+Transport kept apart from logic: :func:`classify`, :func:`is_retryable` and :func:`backoff_delay` are
+pure; :class:`CapiClient` does the I/O with a pooled ``requests.Session`` and takes ``sleep``, ``clock``
+and ``rng`` so tests run fast and reproducibly.
+
+- ``POST {graph_url}/{api_version}/{pixel_id}/events`` with a JSON body ``{data, access_token,
+  appsecret_proof?, test_event_code?, partner_agent?}``. The token is in the body, never the URL.
+- Retries on HTTP 5xx, timeouts, dropped connections, ``is_transient`` and Meta's throttling/temporary
+  codes; exponential backoff with full jitter, an attempt cap and a per-batch deadline.
+- Code 100 (invalid parameter) rejects the whole batch: the batch is split in halves until the bad
+  events are isolated; the rest is delivered.
+- Token/permission errors (190, 10, 200-299, 102, 104, 3, 100/33) raise :class:`AccessDenied` and stop
+  the run: batches not yet sent are not sent.
+- Logs carry batch numbers, counts, status codes and Meta's codes: never a batch's contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from activation.errors import AccessDenied, DeliveryError
+from activation.events import MAX_EVENTS_PER_REQUEST, chunk
+from activation.redaction import log_event, redact
+
+log = logging.getLogger("activation.client")
+
+RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613, *range(80000, 80015)})
+FATAL_CODES = frozenset({3, 10, 102, 104, 190, *range(200, 300)})
+Verdict = Literal["ok", "retry", "split", "reject", "fatal"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    """Where and how to send. Secrets are excluded from repr; the CLI reads them from the environment."""
+
+    pixel_id: str
+    access_token: str = field(repr=False)
+    app_secret: str | None = field(default=None, repr=False)
+    graph_url: str = "https://graph.facebook.com"
+    api_version: str = "v26.0"
+    test_event_code: str | None = None
+    partner_agent: str | None = "pltv-toolkit"
+    batch_size: int = MAX_EVENTS_PER_REQUEST
+    max_workers: int = 4
+    connect_timeout_s: float = 1.5
+    read_timeout_s: float = 1.5
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 20.0
+    deadline_s: float = 120.0  # per batch, retries included
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_EVENTS_PER_REQUEST:
+            raise ValueError(f"batch_size must be 1..{MAX_EVENTS_PER_REQUEST}, got {self.batch_size}")
+        if self.max_workers < 1 or self.max_attempts < 1:
+            raise ValueError("max_workers and max_attempts must be >= 1")
+
+    @property
+    def url(self) -> str:
+        """The events endpoint (no secret in it)."""
+        return f"{self.graph_url.rstrip('/')}/{self.api_version}/{self.pixel_id}/events"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs or messages."""
+        proof = appsecret_proof(self.app_secret, self.access_token) if self.app_secret else ""
+        return tuple(s for s in (self.access_token, self.app_secret, proof) if s)
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What happened to one event."""
+
+    event_id: str
+    state: Literal["sent", "failed"]
+    attempts: int
+    events_received: int | None = None
+    fbtrace_id: str | None = None
+    error_code: int | None = None
+    error_subcode: int | None = None
+    error_message: str | None = None
+    retryable: bool = False  # failed only because retries ran out (a later run may retry)
+
+
+def appsecret_proof(app_secret: str, access_token: str) -> str:
+    """hex(HMAC-SHA256(key=app_secret, msg=access_token)), as Meta's Secure Requests guide defines."""
+    return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
+
+
+def classify(status: int | None, error: Mapping[str, Any] | None) -> Verdict:
+    """The decision for one response: ``status`` None means no response (timeout, dropped connection)."""
+    if status is None:
+        return "retry"
+    if error is None:
+        return "ok" if 200 <= status < 300 else ("retry" if status >= 500 or status == 429 else "reject")
+    code = _int(error.get("code"))
+    subcode = _int(error.get("error_subcode"))
+    if code in FATAL_CODES or (code == 100 and subcode == 33):
+        return "fatal"
+    if code in RETRYABLE_CODES or error.get("is_transient") is True:
+        return "retry"
+    if code == 100:
+        return "split"
+    if status >= 500 or status == 429:
+        return "retry"
+    return "reject"
+
+
+def is_retryable(status: int | None, error: Mapping[str, Any] | None) -> bool:
+    """True when the same request may succeed later (transient error, throttling, 5xx, no response)."""
+    return classify(status, error) == "retry"
+
+
+def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
+    return rng.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int | None
+    error: Mapping[str, Any] | None
+    events_received: int | None = None
+    fbtrace_id: str | None = None
+
+
+class CapiClient:
+    """Sends events to ``config.url``. Thread-safe; use as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._own_session = session is None
+        self.session = session or requests.Session()
+        if self._own_session:
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, config.max_workers), max_retries=0)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._auth = {"access_token": config.access_token}
+        if config.app_secret:
+            self._auth["appsecret_proof"] = appsecret_proof(config.app_secret, config.access_token)
+        for k in ("test_event_code", "partner_agent"):
+            if getattr(config, k):
+                self._auth[k] = getattr(config, k)
+
+    def __enter__(self) -> CapiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections (when the session is the client's own)."""
+        if self._own_session:
+            self.session.close()
+
+    # ---- one request -------------------------------------------------------------------------------
+
+    def _post(self, body: bytes) -> _Response:
+        cfg = self.config
+        try:
+            resp = self.session.post(
+                cfg.url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
+            )
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+            return _Response(None, None)
+        except requests.RequestException as exc:
+            raise DeliveryError(
+                f"cannot reach the Conversions API at {cfg.url}: {type(exc).__name__}"
+            ) from None
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return _Response(resp.status_code, None if resp.status_code >= 500 else {"code": None})
+        error = payload.get("error")
+        if isinstance(error, dict):
+            return _Response(resp.status_code, error, fbtrace_id=error.get("fbtrace_id"))
+        if "events_received" not in payload:  # e.g. a 200 "Service Unavailable" page
+            return _Response(500 if resp.ok else resp.status_code, None)
+        return _Response(
+            resp.status_code, None, _int(payload.get("events_received")), payload.get("fbtrace_id")
+        )
+
+    def _post_with_retries(
+        self, events: Sequence[Mapping[str, Any]], batch: str
+    ) -> tuple[Verdict, _Response, int]:
+        cfg = self.config
+        body = json.dumps({"data": list(events), **self._auth}, separators=(",", ":")).encode()
+        start = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            resp = self._post(body)
+            verdict = classify(resp.status, resp.error)
+            if verdict != "retry":
+                return verdict, resp, attempt
+            code = _int(resp.error.get("code")) if resp.error else None
+            if attempt >= cfg.max_attempts or self._stop.is_set():
+                log_event(
+                    log,
+                    "activation.retries_exhausted",
+                    logging.WARNING,
+                    batch=batch,
+                    attempts=attempt,
+                    status=resp.status,
+                    code=code,
+                )
+                return verdict, resp, attempt
+            with self._rng_lock:
+                delay = backoff_delay(
+                    attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s, rng=self._rng
+                )
+            if self._clock() - start + delay > cfg.deadline_s:
+                log_event(log, "activation.deadline_exceeded", logging.WARNING, batch=batch, attempts=attempt)
+                return verdict, resp, attempt
+            log_event(
+                log,
+                "activation.batch_retry",
+                logging.INFO,
+                batch=batch,
+                attempt=attempt,
+                status=resp.status,
+                code=code,
+                delay_s=round(delay, 3),
+            )
+            self._sleep(delay)
+
+    # ---- one batch, with bisection -----------------------------------------------------------------
+
+    def send_batch(self, events: Sequence[Mapping[str, Any]], batch: str = "0") -> list[EventOutcome]:
+        """Deliver one batch (≤ batch_size): per-event outcomes; raises AccessDenied on token errors."""
+        if self._stop.is_set():
+            return []
+        verdict, resp, attempts = self._post_with_retries(events, batch)
+        ids = [str(e.get("event_id")) for e in events]
+        if verdict == "ok":
+            received = resp.events_received
+            if received is not None and received != len(events):
+                log_event(
+                    log,
+                    "activation.events_received_mismatch",
+                    logging.WARNING,
+                    batch=batch,
+                    events=len(events),
+                    received=received,
+                )
+            log_event(
+                log,
+                "activation.batch_sent",
+                batch=batch,
+                events=len(events),
+                status=resp.status,
+                attempts=attempts,
+                fbtrace_id=resp.fbtrace_id,
+            )
+            return [EventOutcome(i, "sent", attempts, received, resp.fbtrace_id) for i in ids]
+        error = resp.error or {}
+        code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
+        message = redact(str(error.get("message") or f"HTTP {resp.status}"), self.config.secrets)[:500]
+        if verdict == "fatal":
+            self._stop.set()
+            log_event(
+                log,
+                "activation.access_denied",
+                logging.ERROR,
+                batch=batch,
+                code=code,
+                subcode=subcode,
+                fbtrace_id=resp.fbtrace_id,
+            )
+            raise AccessDenied(
+                f"Meta refused the access token or its permissions (code {code}, subcode {subcode}, "
+                f"fbtrace_id {resp.fbtrace_id}): {message}. Check META_ACCESS_TOKEN / META_APP_SECRET and the "
+                "token's access to the pixel; nothing more was sent in this run.",
+                code=code,
+                subcode=subcode,
+                fbtrace_id=resp.fbtrace_id,
+            )
+        if verdict == "split" and len(events) > 1:
+            mid = len(events) // 2
+            log_event(
+                log, "activation.batch_split", batch=batch, events=len(events), code=code, subcode=subcode
+            )
+            return self.send_batch(events[:mid], f"{batch}a") + self.send_batch(events[mid:], f"{batch}b")
+        log_event(
+            log,
+            "activation.batch_failed",
+            logging.WARNING,
+            batch=batch,
+            events=len(events),
+            status=resp.status,
+            code=code,
+            subcode=subcode,
+            fbtrace_id=resp.fbtrace_id,
+        )
+        retryable = verdict == "retry"
+        return [
+            EventOutcome(i, "failed", attempts, None, resp.fbtrace_id, code, subcode, message, retryable)
+            for i in ids
+        ]
+
+    # ---- many batches, concurrently ----------------------------------------------------------------
+
+    def send(self, events: Sequence[Mapping[str, Any]]) -> Iterator[list[EventOutcome]]:
+        """Send ``events`` in batches with bounded concurrency; yield each batch's outcomes as it ends.
+
+        On a token/permission error the remaining batches are cancelled, the in-flight ones finish,
+        their outcomes are yielded, and :class:`AccessDenied` is raised.
+        """
+        self._stop.clear()
+        batches = chunk(list(events), self.config.batch_size)
+        fatal: AccessDenied | None = None
+        with ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="capi") as pool:
+            futures = [pool.submit(self.send_batch, b, str(i)) for i, b in enumerate(batches)]
+            for fut in as_completed(futures):
+                try:
+                    outcomes = fut.result()
+                except CancelledError:
+                    continue
+                except AccessDenied as exc:
+                    if fatal is None:
+                        fatal = exc
+                        for f in futures:
+                            f.cancel()
+                    continue
+                if outcomes:
+                    yield outcomes
+        if fatal is not None:
+            raise fatal
