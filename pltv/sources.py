@@ -458,9 +458,11 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
     except duckdb.Error as exc:
         if owns:
             con.close()
-        raise SourceError(
-            f"cannot read source {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        ) from exc
+        # DuckDB's parse errors can quote row contents (personal data): only I/O errors keep their text
+        detail = (
+            str(exc).splitlines()[0] if isinstance(exc, duckdb.IOException) else "check the files' format"
+        )
+        raise SourceError(f"cannot read source {path}: {type(exc).__name__} ({detail})") from None
     except Exception:
         if owns:
             con.close()

@@ -1,0 +1,281 @@
+"""The data contract: every source kind, column mapping, and each validation error with its message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pltv.config import SourceConfig
+from pltv.errors import DataQualityError, SchemaError, SourceError
+from pltv.sources import open_source
+
+SECRET_EMAIL = "jane.secret@example.com"
+SECRET_PHONE = "+1 415 555 0199"
+
+
+def _users(**extra) -> pd.DataFrame:
+    base = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "signup_at": pd.to_datetime(
+                ["2025-01-01 10:00", "2025-01-02 11:00", "2025-01-03 12:00"], utc=True
+            ),
+            "country": ["US", "GB", "US"],
+            "email": [SECRET_EMAIL, None, "bob@example.org"],
+            "phone": [SECRET_PHONE, None, None],
+            "consent": [True, False, True],
+        }
+    )
+    return base.assign(**extra)
+
+
+def _transactions(**extra) -> pd.DataFrame:
+    base = pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t2", "t3", "t4"],
+            "user_id": ["u1", "u1", "u2", "u3"],
+            "occurred_at": pd.to_datetime(
+                ["2025-01-01 11:00", "2025-01-05 00:00", "2025-01-02 12:00", "2025-01-04 00:00"], utc=True
+            ),
+            "revenue": [20.0, -5.0, 30.0, 12.5],
+            "currency": ["USD"] * 4,
+        }
+    )
+    return base.assign(**extra)
+
+
+def _events() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2"],
+            "occurred_at": pd.to_datetime(
+                ["2025-01-01 10:05", "2025-01-01 10:06", "2025-01-02 11:30"], utc=True
+            ),
+            "event_name": ["session", "add_to_cart", "session"],
+        }
+    )
+
+
+def _write_parquet_folder(root: Path, users, transactions, events=None, parts: int = 1) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    users.to_parquet(root / "users.parquet")
+    tx_dir = root / "transactions"
+    tx_dir.mkdir()
+    for i in range(parts):
+        transactions.iloc[i::parts].to_parquet(tx_dir / f"part-{i:03d}.parquet")
+    if events is not None:
+        events.to_parquet(root / "events.parquet")
+    return root
+
+
+def _write_csv_folder(root: Path, users, transactions) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    users.to_csv(root / "users.csv", index=False)
+    transactions.to_csv(root / "transactions.csv", index=False)
+    return root
+
+
+def _write_duckdb(path: Path, users, transactions, events=None) -> Path:
+    con = duckdb.connect(str(path))
+    con.register("u", users)
+    con.register("t", transactions)
+    con.execute("CREATE TABLE users AS SELECT * FROM u")
+    con.execute("CREATE TABLE transactions AS SELECT * FROM t")
+    if events is not None:
+        con.register("e", events)
+        con.execute("CREATE TABLE events AS SELECT * FROM e")
+    con.close()
+    return path
+
+
+def _net_by_user(source) -> dict[str, float]:
+    return dict(source.con.execute("SELECT user_id, sum(revenue) FROM transactions GROUP BY 1").fetchall())
+
+
+def test_parquet_folder_with_part_files_opens_with_canonical_types(tmp_path):
+    """A warehouse export folder (single file + folder of parts) exposes typed canonical tables."""
+    root = _write_parquet_folder(tmp_path / "src", _users(), _transactions(), _events(), parts=3)
+    with open_source(root) as src:
+        types = dict(src.con.execute("SELECT column_name, column_type FROM (DESCRIBE users)").fetchall())
+        assert types["user_id"] == "VARCHAR"
+        assert types["signup_at"] == "TIMESTAMP"
+        assert types["consent"] == "BOOLEAN"
+        assert _net_by_user(src) == {"u1": 15.0, "u2": 30.0, "u3": 12.5}
+        assert src.has_events and src.quality.events == 3
+        assert src.quality.users == 3 and src.quality.refund_rows == 1
+
+
+def test_timestamps_are_converted_to_utc(tmp_path):
+    """A timezone-aware signup time is stored as the same instant in UTC."""
+    users = _users(signup_at=pd.to_datetime(["2025-01-01 12:00+02:00"] * 3, utc=True))
+    root = _write_parquet_folder(tmp_path / "src", users, _transactions())
+    with open_source(root) as src:
+        (first,) = src.con.execute("SELECT min(signup_at) FROM users").fetchone()
+    assert first == pd.Timestamp("2025-01-01 10:00").to_pydatetime()
+
+
+def test_csv_folder_opens_and_parses_text_columns(tmp_path):
+    """CSV exports (all text) are cast to the contract's types."""
+    root = _write_csv_folder(tmp_path / "csv", _users(), _transactions())
+    with open_source(root) as src:
+        assert _net_by_user(src) == {"u1": 15.0, "u2": 30.0, "u3": 12.5}
+        assert not src.has_events
+        assert src.con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_duckdb_file_source_opens_read_only(tmp_path):
+    """A DuckDB database file with the three tables is a source, and is not modified."""
+    path = _write_duckdb(tmp_path / "wh.duckdb", _users(), _transactions(), _events())
+    before = path.stat().st_mtime_ns
+    with open_source(path) as src:
+        assert src.quality.transactions == 4
+        assert src.has_events
+    assert path.stat().st_mtime_ns == before
+
+
+def test_column_mapping_renames_source_columns(tmp_path):
+    """[source.columns] maps a warehouse's names onto the canonical ones."""
+    users = _users().rename(columns={"signup_at": "signup_ts", "user_id": "customer_id"})
+    tx = _transactions().rename(columns={"revenue": "amount", "user_id": "customer_id"})
+    root = _write_parquet_folder(tmp_path / "src", users, tx)
+    config = SourceConfig(
+        path=str(root),
+        columns={
+            "users": {"signup_ts": "signup_at", "customer_id": "user_id"},
+            "transactions": {"amount": "revenue", "customer_id": "user_id"},
+        },
+    )
+    with open_source(config) as src:
+        assert _net_by_user(src)["u1"] == 15.0
+
+
+def test_mapping_of_a_column_that_does_not_exist_is_an_error(tmp_path):
+    """A mapping naming an absent column says which table and column."""
+    root = _write_parquet_folder(tmp_path / "src", _users(), _transactions())
+    config = SourceConfig(path=str(root), columns={"users": {"signup_ts": "signup_at"}})
+    with pytest.raises(SchemaError, match=r"table 'users'.*'signup_ts' not found"):
+        open_source(config)
+
+
+def test_missing_required_column_names_table_and_column(tmp_path):
+    """A missing required column is named together with its table and the fix."""
+    root = _write_parquet_folder(tmp_path / "src", _users().drop(columns="signup_at"), _transactions())
+    with pytest.raises(SchemaError, match=r"table 'users' is missing required column\(s\) \['signup_at'\]"):
+        open_source(root)
+
+
+def test_missing_table_is_an_error(tmp_path):
+    """A folder without transactions is rejected with what was expected."""
+    root = tmp_path / "src"
+    root.mkdir()
+    _users().to_parquet(root / "users.parquet")
+    with pytest.raises(SourceError, match=r"no table\(s\) \['transactions'\]"):
+        open_source(root)
+
+
+def test_nonexistent_path_is_an_error(tmp_path):
+    """A path that does not exist is reported as such."""
+    with pytest.raises(SourceError, match="does not exist"):
+        open_source(tmp_path / "nope")
+
+
+def test_unparseable_timestamp_names_table_column_and_row_key(tmp_path):
+    """A timestamp that does not parse is reported with the row's key."""
+    users = _users().astype({"signup_at": str})
+    users.loc[1, "signup_at"] = "yesterday-ish"
+    root = _write_csv_folder(tmp_path / "csv", users, _transactions())
+    with pytest.raises(DataQualityError, match=r"table 'users', column 'signup_at'.*first user_id = u2"):
+        open_source(root)
+
+
+def test_duplicate_user_id_is_an_error(tmp_path):
+    """users must hold one row per user_id."""
+    users = _users()
+    users.loc[2, "user_id"] = "u1"
+    root = _write_parquet_folder(tmp_path / "src", users, _transactions())
+    with pytest.raises(DataQualityError, match=r"table 'users', column 'user_id'.*first user_id = u1"):
+        open_source(root)
+
+
+def test_mixed_currencies_are_an_error(tmp_path):
+    """Revenue in several currencies cannot be summed: the found codes are listed."""
+    tx = _transactions()
+    tx.loc[3, "currency"] = "EUR"
+    root = _write_parquet_folder(tmp_path / "src", _users(), tx)
+    with pytest.raises(
+        DataQualityError, match=r"column 'currency': found \['EUR', 'USD'\], expected only USD"
+    ):
+        open_source(root)
+
+
+def test_unparseable_revenue_is_an_error(tmp_path):
+    """A revenue that is not a number names the transaction id."""
+    tx = _transactions().astype({"revenue": str})
+    tx.loc[2, "revenue"] = "12,50 EUR"
+    root = _write_csv_folder(tmp_path / "csv", _users(), tx)
+    with pytest.raises(DataQualityError, match=r"column 'revenue'.*first transaction_id = t3"):
+        open_source(root)
+
+
+def test_bad_rows_are_dropped_and_counted(tmp_path):
+    """Duplicate ids, unknown users, rows before signup and null revenue are dropped and counted."""
+    tx = _transactions()
+    extra = pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t9", "t10", "t11"],
+            "user_id": ["u1", "ghost", "u3", "u2"],
+            "occurred_at": pd.to_datetime(
+                ["2025-01-01 11:00", "2025-01-05 00:00", "2024-12-01 00:00", "2025-01-06 00:00"], utc=True
+            ),
+            "revenue": [20.0, 99.0, 5.0, None],
+            "currency": ["USD"] * 4,
+        }
+    )
+    root = _write_parquet_folder(tmp_path / "src", _users(), pd.concat([tx, extra]))
+    with open_source(root) as src:
+        assert _net_by_user(src) == {"u1": 15.0, "u2": 30.0, "u3": 12.5}
+        assert src.quality.dropped == {
+            "transactions: before signup_at": 1,
+            "transactions: duplicate transaction_id": 1,
+            "transactions: null revenue": 1,
+            "transactions: unknown user_id": 1,
+        }
+        assert src.quality.transactions_raw == 8
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["duplicate_user", "bad_timestamp", "mixed_currency", "bad_boolean"],
+)
+def test_no_error_message_contains_a_raw_identifier(tmp_path, breakage):
+    """Validation errors name keys and columns, never an email or phone value."""
+    users, tx = _users(), _transactions()
+    if breakage == "duplicate_user":
+        users.loc[1, "user_id"] = "u1"
+    elif breakage == "bad_timestamp":
+        users = users.astype({"signup_at": str})
+        users.loc[0, "signup_at"] = SECRET_EMAIL
+    elif breakage == "mixed_currency":
+        tx.loc[0, "currency"] = "EUR"
+    else:
+        users = users.astype({"consent": str})
+        users.loc[0, "consent"] = SECRET_PHONE
+    root = _write_csv_folder(tmp_path / "csv", users, tx)
+    with pytest.raises(DataQualityError) as info:
+        open_source(root)
+    text = str(info.value)
+    assert SECRET_EMAIL not in text and SECRET_PHONE not in text
+    assert "table '" in text
+
+
+def test_quality_summary_renders_counts(tmp_path):
+    """The inspect summary shows users, payer share, refunds and drops."""
+    root = _write_parquet_folder(tmp_path / "src", _users(), _transactions())
+    with open_source(root) as src:
+        text = src.quality.render()
+    assert "users" in text and "payer share" in text and "refund rows" in text
+    assert "100.0%" in text  # every user paid in this toy source
+    assert SECRET_EMAIL not in text
