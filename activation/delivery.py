@@ -1,0 +1,93 @@
+"""Delivery: planned events through the client, with every state change written to the ledger.
+
+:func:`deliver` is the daily job's last step: skips are recorded, planned events are claimed as pending
+(the ids already sent are dropped here, so nothing is sent twice), batches go out concurrently and each
+batch's outcomes are written as soon as it returns. A token/permission error stops the run: the rows of
+batches not delivered stay ``pending`` for the next run, and :class:`AccessDenied` propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from activation.client import CapiClient
+from activation.errors import AccessDenied
+from activation.events import PlannedEvent, SkippedEvent
+from activation.ledger import Ledger, RunInfo
+from activation.redaction import log_event
+
+log = logging.getLogger("activation.delivery")
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What one run did (counts only)."""
+
+    run_id: str
+    planned: int
+    skipped: int
+    already_done: int  # planned but not claimed: sent (or rejected) by an earlier run
+    sent: int
+    failed: int
+    seconds: float
+    failures: dict[tuple[int | None, int | None], int] = field(default_factory=dict)  # (code, subcode) -> n
+
+    def render(self) -> str:
+        """One line for a terminal."""
+        rate = self.sent / self.seconds if self.seconds else 0.0
+        fails = ", ".join(f"code {c}/{s}: {n:,}" for (c, s), n in self.failures.items())
+        return (
+            f"run {self.run_id}: planned={self.planned:,} sent={self.sent:,} failed={self.failed:,} "
+            f"skipped={self.skipped:,} already_done={self.already_done:,} in {self.seconds:.1f}s "
+            f"({rate:,.0f} events/s)" + (f"; failures: {fails}" if fails else "")
+        )
+
+
+def deliver(
+    events: Sequence[PlannedEvent],
+    skipped: Sequence[SkippedEvent],
+    *,
+    client: CapiClient,
+    ledger: Ledger,
+    run: RunInfo,
+    clock: Callable[[], float] = time.monotonic,
+) -> DeliveryReport:
+    """Send ``events`` exactly once per ``event_id`` (as far as the ledger knows) and record everything."""
+    start = clock()
+    ledger.record_skipped(skipped, run=run)
+    claimed = set(ledger.claim_pending(events, run=run))
+    payloads = [e.payload for e in events if e.event_id in claimed]
+    log_event(log, "activation.run_started", run_id=run.run_id, planned=len(events), claimed=len(payloads),
+              skipped=len(skipped))  # fmt: skip
+    sent = failed = 0
+    failures: dict[tuple[int | None, int | None], int] = {}
+    try:
+        for outcomes in client.send(payloads):
+            ledger.record_outcomes(outcomes)
+            for o in outcomes:
+                if o.state == "sent":
+                    sent += 1
+                else:
+                    failed += 1
+                    key = (o.error_code, o.error_subcode)
+                    failures[key] = failures.get(key, 0) + 1
+    except AccessDenied as exc:
+        log_event(log, "activation.run_stopped", logging.ERROR, run_id=run.run_id, code=exc.code,
+                  sent=sent, failed=failed, pending=len(payloads) - sent - failed)  # fmt: skip
+        raise
+    report = DeliveryReport(
+        run_id=run.run_id,
+        planned=len(events),
+        skipped=len(skipped),
+        already_done=len(events) - len(payloads),
+        sent=sent,
+        failed=failed,
+        seconds=clock() - start,
+        failures=failures,
+    )
+    log_event(log, "activation.run_finished", run_id=run.run_id, sent=sent, failed=failed,
+              skipped=len(skipped), already_done=report.already_done, seconds=round(report.seconds, 2))  # fmt: skip
+    return report

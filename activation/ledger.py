@@ -1,0 +1,321 @@
+"""The delivery ledger: one DuckDB row per event, pending → sent | failed | skipped.
+
+No identifier (raw or hashed) and no ``user_id`` is stored: only the PII-free ``event_id``, the run,
+spec and model, the value and what Meta answered.
+
+Protocol (each step its own transaction, so a crash at any point leaves rows the next run completes):
+
+1. :meth:`Ledger.record_skipped` — events the builder refused, with the reason.
+2. :meth:`Ledger.claim_pending` — planned events become ``pending`` *before* any batch leaves; returns
+   the ids to send: new ones, ``pending`` rows left by a dead run (safe to re-send: Meta deduplicates on
+   ``event_name`` + ``event_id``), earlier ``failed`` rows whose retries ran out, and earlier skips now
+   sendable. A ``sent`` event is never returned again.
+3. :meth:`Ledger.record_outcomes` — each batch's outcomes right after it returns.
+
+:meth:`Ledger.summary` answers "what happened" per send date and/or run, for ``pltv status``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from activation.client import EventOutcome
+from activation.errors import LedgerError
+from activation.events import PlannedEvent, SkippedEvent
+
+STATES = ("pending", "sent", "failed", "skipped")
+TABLE = "capi_events"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    event_id        VARCHAR PRIMARY KEY,
+    run_id          VARCHAR NOT NULL,
+    spec_id         VARCHAR NOT NULL,
+    model_version   VARCHAR,
+    send_date       DATE NOT NULL,
+    event_name      VARCHAR NOT NULL,
+    event_time      BIGINT NOT NULL,
+    value           DOUBLE,
+    state           VARCHAR NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'skipped')),
+    reason          VARCHAR,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    events_received INTEGER,
+    error_code      INTEGER,
+    error_subcode   INTEGER,
+    error_message   VARCHAR,
+    fbtrace_id      VARCHAR,
+    created_at      TIMESTAMP NOT NULL,
+    updated_at      TIMESTAMP NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """Identifies one delivery run."""
+
+    run_id: str
+    spec_id: str
+    send_date: date
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class LedgerSummary:
+    """Counts per state, skip reasons and the last errors (codes, messages, trace ids)."""
+
+    counts: dict[str, int]
+    skip_reasons: dict[str, int]
+    last_errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        """A few lines for a terminal."""
+        lines = ["  ".join(f"{s}={self.counts.get(s, 0):,}" for s in STATES)]
+        if self.skip_reasons:
+            lines.append("skipped: " + ", ".join(f"{r}={n:,}" for r, n in self.skip_reasons.items()))
+        for e in self.last_errors:
+            lines.append(
+                f"error code={e['error_code']} subcode={e['error_subcode']} events={e['events']:,} "
+                f"fbtrace_id={e['fbtrace_id']}: {e['error_message']}"
+            )
+        return "\n".join(lines)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Ledger:
+    """The ledger over a DuckDB connection (or a file path, opened and owned here)."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection | str | Path, *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self._own = not isinstance(con, duckdb.DuckDBPyConnection)
+        try:
+            self.con = duckdb.connect(str(con)) if self._own else con
+            self.con.execute(_SCHEMA)
+        except duckdb.Error as exc:
+            raise LedgerError(f"cannot open the delivery ledger ({type(exc).__name__}): {exc}") from exc
+        self._clock = clock
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection when the ledger opened it."""
+        if self._own:
+            self.con.close()
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+
+    def _transaction(self, fn: Callable[[], Any]) -> Any:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            out = fn()
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+        return out
+
+    def _frame(self, rows: Iterable[PlannedEvent | SkippedEvent], run: RunInfo, state: str) -> pd.DataFrame:
+        now = self._now()
+        records = [
+            {
+                "event_id": r.event_id,
+                "run_id": run.run_id,
+                "spec_id": run.spec_id,
+                "model_version": run.model_version,
+                "send_date": run.send_date,
+                "event_name": r.event_name,
+                "event_time": int(r.event_time),
+                "value": float(r.value),
+                "state": state,
+                "reason": getattr(r, "reason", None),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for r in rows
+        ]
+        cols = ["event_id", "run_id", "spec_id", "model_version", "send_date", "event_name", "event_time",
+                "value", "state", "reason", "created_at", "updated_at"]  # fmt: skip
+        frame = pd.DataFrame.from_records(records, columns=cols)
+        if frame["event_id"].duplicated().any():
+            raise LedgerError("duplicate event_id in one run: each (spec, user) must appear once")
+        return frame
+
+    def _upsert(self, frame: pd.DataFrame, where: str) -> None:
+        self.con.register("_incoming", frame)
+        try:
+            self.con.execute(
+                f"""
+                INSERT INTO {TABLE} (event_id, run_id, spec_id, model_version, send_date, event_name,
+                                     event_time, value, state, reason, created_at, updated_at)
+                SELECT event_id, run_id, spec_id, model_version, CAST(send_date AS DATE), event_name,
+                       event_time, value, state, reason, created_at, updated_at FROM _incoming
+                ON CONFLICT (event_id) DO UPDATE SET
+                    run_id = excluded.run_id, model_version = excluded.model_version,
+                    event_time = excluded.event_time, value = excluded.value, state = excluded.state,
+                    reason = excluded.reason, updated_at = excluded.updated_at
+                WHERE {where}
+                """
+            )
+        finally:
+            self.con.unregister("_incoming")
+
+    def record_skipped(self, skipped: Sequence[SkippedEvent], *, run: RunInfo) -> int:
+        """Write skips (with reasons); a row already ``sent`` is left alone. Returns the count given."""
+        if not skipped:
+            return 0
+        frame = self._frame(skipped, run, "skipped")
+        self._transaction(lambda: self._upsert(frame, f"{TABLE}.state <> 'sent'"))
+        return len(frame)
+
+    def claim_pending(self, events: Sequence[PlannedEvent], *, run: RunInfo) -> list[str]:
+        """Mark ``events`` pending for ``run`` and return the ids to send now (never one already sent).
+
+        Not re-claimed: ``sent`` rows, and ``failed`` rows Meta rejected as invalid (they would poison
+        the batch again); ``failed`` rows whose retries ran out are claimed again.
+        """
+        if not events:
+            return []
+        frame = self._frame(events, run, "pending")
+
+        def claim() -> list[str]:
+            self._upsert(
+                frame,
+                f"{TABLE}.state IN ('pending', 'skipped') "
+                f"OR ({TABLE}.state = 'failed' AND {TABLE}.reason = 'retries_exhausted')",
+            )
+            self.con.register("_claim", frame[["event_id"]])
+            try:
+                rows = self.con.execute(
+                    f"SELECT l.event_id FROM {TABLE} l JOIN _claim c USING (event_id) "
+                    "WHERE l.state = 'pending' AND l.run_id = ?",
+                    [run.run_id],
+                ).fetchall()
+            finally:
+                self.con.unregister("_claim")
+            return [r[0] for r in rows]
+
+        claimed = set(self._transaction(claim))
+        return [e.event_id for e in events if e.event_id in claimed]
+
+    def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
+        """Write one batch's outcomes (its own transaction). A ``sent`` row never changes again."""
+        if not outcomes:
+            return
+        frame = pd.DataFrame(
+            {
+                "event_id": [o.event_id for o in outcomes],
+                "state": [o.state for o in outcomes],
+                "reason": [
+                    None if o.state == "sent" else ("retries_exhausted" if o.retryable else "rejected")
+                    for o in outcomes
+                ],
+                "attempts": [o.attempts for o in outcomes],
+                "events_received": pd.array([o.events_received for o in outcomes], dtype="Int64"),
+                "error_code": pd.array([o.error_code for o in outcomes], dtype="Int64"),
+                "error_subcode": pd.array([o.error_subcode for o in outcomes], dtype="Int64"),
+                "error_message": [o.error_message for o in outcomes],
+                "fbtrace_id": [o.fbtrace_id for o in outcomes],
+            }
+        )
+        now = self._now()
+
+        def write() -> None:
+            self.con.register("_outcomes", frame)
+            try:
+                self.con.execute(
+                    f"""
+                    UPDATE {TABLE} SET state = o.state, reason = o.reason,
+                        attempts = {TABLE}.attempts + o.attempts, events_received = o.events_received,
+                        error_code = o.error_code, error_subcode = o.error_subcode,
+                        error_message = o.error_message, fbtrace_id = o.fbtrace_id, updated_at = ?
+                    FROM _outcomes o
+                    WHERE {TABLE}.event_id = o.event_id AND {TABLE}.state <> 'sent'
+                    """,
+                    [now],
+                )
+            finally:
+                self.con.unregister("_outcomes")
+
+        self._transaction(write)
+
+    def pending(self, *, send_date: date | None = None) -> list[str]:
+        """Ids still pending (a dead run's leftovers), oldest send date first."""
+        sql = f"SELECT event_id FROM {TABLE} WHERE state = 'pending'"
+        params: list[Any] = []
+        if send_date is not None:
+            sql += " AND send_date = ?"
+            params.append(send_date)
+        return [r[0] for r in self.con.execute(sql + " ORDER BY send_date, event_id", params).fetchall()]
+
+    def states(self, event_ids: Iterable[str]) -> dict[str, str]:
+        """State of each known id."""
+        frame = pd.DataFrame({"event_id": list(event_ids)})
+        self.con.register("_ids", frame)
+        try:
+            rows = self.con.execute(
+                f"SELECT event_id, state FROM {TABLE} JOIN _ids USING (event_id)"
+            ).fetchall()
+        finally:
+            self.con.unregister("_ids")
+        return dict(rows)
+
+    def summary(
+        self, *, send_date: date | None = None, run_id: str | None = None, errors: int = 5
+    ) -> LedgerSummary:
+        """Counts per state and skip reason, and the most recent error groups, for a day and/or run."""
+        where, params = ["TRUE"], []
+        if send_date is not None:
+            where.append("send_date = ?")
+            params.append(send_date)
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        cond = " AND ".join(where)
+        counts = dict(
+            self.con.execute(
+                f"SELECT state, count(*) FROM {TABLE} WHERE {cond} GROUP BY 1", params
+            ).fetchall()
+        )
+        reasons = dict(
+            self.con.execute(
+                f"SELECT reason, count(*) FROM {TABLE} WHERE {cond} AND state = 'skipped' GROUP BY 1 ORDER BY 2 DESC",
+                params,
+            ).fetchall()
+        )
+        rows = self.con.execute(
+            f"""
+            SELECT error_code, error_subcode, error_message, max(fbtrace_id), count(*), max(updated_at)
+            FROM {TABLE} WHERE {cond} AND state = 'failed'
+            GROUP BY 1, 2, 3 ORDER BY 6 DESC LIMIT {int(errors)}
+            """,
+            params,
+        ).fetchall()
+        last = [
+            dict(
+                zip(
+                    ("error_code", "error_subcode", "error_message", "fbtrace_id", "events", "at"),
+                    r,
+                    strict=True,
+                )
+            )
+            for r in rows
+        ]
+        return LedgerSummary(
+            counts={s: int(counts.get(s, 0)) for s in STATES}, skip_reasons=reasons, last_errors=last
+        )

@@ -1,0 +1,104 @@
+"""End to end over a loopback socket: client + ledger + sandbox, exactly once, faults, bad events, bad token."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import date
+
+import pytest
+from capi_helpers import TOKEN, client_config, make_events
+
+from activation.client import CapiClient
+from activation.delivery import deliver
+from activation.errors import AccessDenied
+from activation.ledger import Ledger, RunInfo
+from activation.sandbox import Sandbox
+
+
+def _run(run_id: str) -> RunInfo:
+    return RunInfo(run_id=run_id, spec_id="spec-1", send_date=date(2026, 10, 30), model_version="3")
+
+
+def _received(sb) -> Counter:
+    return Counter(e["event_id"] for e in sb.events())
+
+
+def test_10k_events_arrive_exactly_once_and_a_rerun_sends_nothing(sb, tmp_path):
+    """Every event_id arrives once; the same run again sends nothing because the ledger says sent."""
+    events = make_events(10_000)
+    with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
+        report = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+        assert (report.sent, report.failed) == (10_000, 0)
+        requests_before = sb.summary()["stats"]["requests"]
+        again = deliver(events, [], client=client, ledger=ledger, run=_run("r2"))
+        assert (again.sent, again.already_done) == (0, 10_000)
+        assert ledger.summary().counts["sent"] == 10_000
+    assert sb.summary()["stats"]["requests"] == requests_before == 10
+    received = _received(sb)
+    assert len(received) == 10_000 and set(received.values()) == {1}
+    assert sb.summary()["stats"]["duplicates"] == 0
+
+
+def test_everything_arrives_despite_20_percent_transient_faults(sb, tmp_path):
+    """With 20% injected 5xx/throttling/drops/latency, retries deliver every event."""
+    sb.set_faults(rate=0.2, seed=1, latency_s=0.05)
+    events = make_events(10_000)
+    with (
+        Ledger(tmp_path / "ledger.duckdb") as ledger,
+        CapiClient(client_config(sb.url, batch_size=500)) as client,
+    ):
+        report = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+        assert (report.sent, report.failed) == (10_000, 0)
+        assert ledger.summary().counts == {"pending": 0, "sent": 10_000, "failed": 0, "skipped": 0}
+    assert sb.summary()["stats"]["faults"] > 0
+    assert set(_received(sb)) == {e.event_id for e in events}
+
+
+def test_one_invalid_event_is_isolated_and_the_other_999_delivered(sb, tmp_path):
+    """A batch rejected for one bad event is bisected: 999 sent, the bad one failed with Meta's code."""
+    events = make_events(1000)
+    bad = events[637]
+    payload = dict(bad.payload) | {"user_data": {"em": "Someone@Example.com", "client_user_agent": "UA"}}
+    events[637] = dataclasses.replace(bad, payload=payload)
+    with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
+        report = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+        assert (report.sent, report.failed) == (999, 1)
+        row = ledger.con.execute(
+            "SELECT state, error_code, error_subcode, error_message, fbtrace_id FROM capi_events WHERE event_id = ?",
+            [bad.event_id],
+        ).fetchone()
+    assert row[:3] == ("failed", 100, 2804017)
+    assert "SHA-256" in row[3] and row[4]
+    assert set(_received(sb)) == {e.event_id for e in events} - {bad.event_id}
+
+
+def test_bad_token_stops_the_run_and_marks_nothing_sent(tmp_path):
+    """A 190 raises AccessDenied with a clear message; no row is sent, all stay pending for a later run."""
+    events = make_events(3000)
+    with Sandbox(access_token="the-right-token") as strict, Ledger(tmp_path / "l.duckdb") as ledger:
+        with CapiClient(client_config(strict.url)) as client, pytest.raises(AccessDenied) as info:
+            deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+        assert ledger.summary().counts == {"pending": 3000, "sent": 0, "failed": 0, "skipped": 0}
+        assert strict.events() == []
+    assert info.value.code == 190 and "190" in str(info.value) and "META_ACCESS_TOKEN" in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+def test_crash_mid_run_leaves_pending_rows_the_next_run_completes(sb, tmp_path):
+    """Rows left pending by a dead run (sent or not) are completed next run; each event arrives once."""
+    events = make_events(2500)
+    path = tmp_path / "ledger.duckdb"
+    with Ledger(path) as ledger, CapiClient(client_config(sb.url)) as client:
+        ledger.claim_pending(events, run=_run("dead"))
+        ledger.record_outcomes(client.send_batch([e.payload for e in events[:1000]], "0"))
+        client.send_batch([e.payload for e in events[1000:1500]], "1")  # sent, then the process died
+    with Ledger(path) as ledger:
+        assert len(ledger.pending()) == 1500
+        with CapiClient(client_config(sb.url)) as client:
+            report = deliver(events, [], client=client, ledger=ledger, run=_run("next"))
+        assert (report.sent, report.already_done) == (1500, 1000)
+        assert ledger.pending() == [] and ledger.summary().counts["sent"] == 2500
+    received = _received(sb)
+    assert len(received) == 2500 and set(received.values()) == {1}
+    assert sb.summary()["stats"]["duplicates"] == 500  # Meta-side dedup absorbs the re-sent half batch
