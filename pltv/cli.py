@@ -79,6 +79,63 @@ def inspect(source: SourceOpt = None, config: ConfigOpt = None) -> None:
         raise _fail(exc) from exc
 
 
+@app.command("sandbox")
+def sandbox(
+    port: Annotated[
+        int, typer.Option("--port", help="Loopback port to serve (or to query with --show).")
+    ] = 8787,
+    fault_rate: Annotated[
+        float, typer.Option("--fault-rate", min=0.0, max=1.0, help="Share of requests that fail (seeded).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Fault-injection seed (same seed, same faults).")] = 0,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", min=0, help="Delay of 'latency' faults.")] = 300,
+    now: Annotated[
+        str | None, typer.Option("--now", help="Sandbox clock start, UTC ISO (replay historical data).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Only accept this access token (default: any non-empty).")
+    ] = None,
+    show: Annotated[bool, typer.Option("--show", help="Print a running sandbox's summary and exit.")] = False,
+) -> None:
+    """Serve a local Conversions API sandbox on 127.0.0.1 (Ctrl-C to stop), or --show a running one."""
+    import json
+    import signal
+
+    if show:
+        import requests
+
+        try:
+            summary = requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=5).json()
+        except requests.RequestException as exc:
+            raise _fail(
+                RuntimeError(f"no sandbox answering on 127.0.0.1:{port} ({type(exc).__name__})")
+            ) from exc
+        typer.echo(json.dumps(summary, indent=2))
+        return
+
+    from activation.errors import ActivationError
+    from activation.sandbox import FaultConfig, Sandbox
+
+    try:
+        sb = Sandbox(port=port, faults=FaultConfig(rate=fault_rate, seed=seed, latency_s=latency_ms / 1000),
+                     now=now, access_token=token)  # fmt: skip
+    except (ActivationError, ValueError) as exc:
+        raise _fail(exc) from exc
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    typer.echo(f"CAPI sandbox on {sb.url} (graph_url for the client); fault rate {fault_rate}, seed {seed}")
+    try:
+        sb.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sb.stop()
+        typer.echo(f"stopped: {json.dumps(sb.summary()['stats'])}")
+
+
 def main() -> None:
     """Console entry point."""
     # MLflow's telemetry stays off in the toolkit's own processes.
