@@ -193,7 +193,9 @@ def build_features(
         ) from exc
     if "_no_attributes" in frame.columns:
         frame = frame.drop(columns="_no_attributes")
-    renames = dict(zip([f"event_{i}" for i in range(1, len(event_names) + 1)], event_columns(event_names)))
+    renames = dict(
+        zip([f"event_{i}" for i in range(1, len(event_names) + 1)], event_columns(event_names), strict=True)
+    )
     frame = frame.rename(columns=renames)
     for col in renames.values():
         frame[col] = frame[col].fillna(0).astype(np.int64)
