@@ -397,7 +397,7 @@ def normalize(key: str, raw: Any, *, country: str | None = None, default_region:
     s = _text(key, raw)
     if key in HASHED_KEYS and is_sha256(s.lower()):
         return s.lower()
-    region = country if country and len(country) == 2 else None
+    region = country if isinstance(country, str) and len(country) == 2 else None
     if key == "ph":
         return _norm_ph(s, region or default_region)
     if key == "st":

@@ -1,0 +1,101 @@
+"""Client logic: the pure retry decision, backoff, auth fields, and retries/deadline over a real socket."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+
+import pytest
+from capi_helpers import SECRET, TOKEN, client_config, make_events
+from hypothesis import given
+from hypothesis import strategies as st
+
+from activation.client import CapiClient, appsecret_proof, backoff_delay, classify, is_retryable
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "verdict"),
+    [
+        (200, None, "ok"),
+        (None, None, "retry"),
+        (503, None, "retry"),
+        (500, {"code": 2, "is_transient": True}, "retry"),
+        (400, {"code": 17, "error_subcode": 2446079}, "retry"),
+        (400, {"code": 613}, "retry"),
+        (400, {"code": 80004}, "retry"),
+        (400, {"code": 368}, "retry"),
+        (400, {"code": 9999, "is_transient": True}, "retry"),
+        (400, {"code": 100, "error_subcode": 2804003}, "split"),
+        (400, {"code": 100, "error_subcode": 33}, "fatal"),
+        (400, {"code": 190}, "fatal"),
+        (403, {"code": 10}, "fatal"),
+        (403, {"code": 200}, "fatal"),
+        (400, {"code": 2500}, "reject"),
+    ],
+)
+def test_classification_follows_metas_error_codes_not_only_http_status(status, error, verdict):
+    """Throttling codes arriving as HTTP 400 retry; 100 splits; token/permission codes stop the run."""
+    assert classify(status, error) == verdict
+    assert is_retryable(status, error) == (verdict == "retry")
+
+
+@given(attempt=st.integers(1, 30), seed=st.integers(0, 10_000))
+def test_backoff_is_jittered_and_capped(attempt, seed):
+    """Backoff lies within [0, min(cap, base * 2^(attempt-1))]."""
+    d = backoff_delay(attempt, base_s=0.5, cap_s=20.0, rng=random.Random(seed))
+    assert 0 <= d <= min(20.0, 0.5 * 2 ** (attempt - 1))
+
+
+def test_appsecret_proof_is_hmac_sha256_of_the_token():
+    """appsecret_proof = hex(HMAC-SHA256(app_secret, access_token))."""
+    assert (
+        appsecret_proof(SECRET, TOKEN)
+        == hmac.new(SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    )
+
+
+def test_token_goes_in_the_body_never_the_url():
+    """The endpoint URL carries no secret."""
+    cfg = client_config("http://127.0.0.1:1")
+    assert TOKEN not in cfg.url and "access_token" not in cfg.url
+    assert TOKEN not in repr(cfg) and SECRET not in repr(cfg)
+
+
+def test_retries_on_5xx_then_succeeds(sb):
+    """Every request failing at first (rate 1) then recovering: the batch is delivered after retries."""
+    sb.set_faults(rate=1.0, seed=3, kinds=("http_500",))
+    sleeps: list[float] = []
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        if len(sleeps) == 3:
+            sb.set_faults(rate=0.0)
+
+    with CapiClient(client_config(sb.url), sleep=sleep) as client:
+        outcomes = client.send_batch([e.payload for e in make_events(10)])
+    assert {o.state for o in outcomes} == {"sent"} and outcomes[0].attempts == 4
+    assert len(sleeps) == 3
+
+
+def test_retries_stop_at_the_attempt_cap_and_mark_failed_retryable(sb):
+    """Persistent throttling ends as failed (retryable) after max_attempts, never an endless loop."""
+    sb.set_faults(rate=1.0, seed=3, kinds=("throttle",))
+    with CapiClient(client_config(sb.url, max_attempts=3), sleep=lambda s: None) as client:
+        outcomes = client.send_batch([e.payload for e in make_events(5)])
+    assert {(o.state, o.attempts, o.retryable) for o in outcomes} == {("failed", 3, True)}
+    assert outcomes[0].error_code in (4, 17, 613, 80004)
+
+
+def test_total_deadline_bounds_retrying(sb):
+    """A total deadline stops retries even below the attempt cap (fake clock)."""
+    sb.set_faults(rate=1.0, seed=3, kinds=("http_500",))
+    t = [0.0]
+
+    def sleep(s: float) -> None:
+        t[0] += 10.0
+
+    cfg = client_config(sb.url, max_attempts=100, deadline_s=25.0, backoff_base_s=1.0, backoff_cap_s=1.0)
+    with CapiClient(cfg, sleep=sleep, clock=lambda: t[0]) as client:
+        outcomes = client.send_batch([e.payload for e in make_events(2)])
+    assert outcomes[0].state == "failed" and outcomes[0].attempts <= 4
