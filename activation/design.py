@@ -1,0 +1,351 @@
+"""The event designer: choose the event Meta optimizes on from the model's holdout and Meta's rules.
+
+Pure core: :func:`candidates` enumerates send day × mode × value mapping × threshold, :func:`score`
+measures each on the out-of-time holdout, :func:`rules_broken` lists the rules it breaks, and
+:func:`choose` picks the winner. :func:`design` runs them and returns a :class:`DesignResult` holding the
+ranked table, the reasons and the :class:`~activation.spec.EventSpec`. The I/O (registry, source, MLflow
+logging) lives in :mod:`activation.design_io`.
+
+The choice rule (documented in ``docs/architecture.md`` and configurable through :class:`DesignOptions`):
+among candidates that break no rule, take the best future-only Gini — the honest measure of what the
+model knows beyond the revenue already seen at the send day; candidates within ``tolerance`` of that best
+count as equally good, and among those the earliest send day wins (earlier signal, more of Meta's time
+budget left); ties then go to the higher future-only Gini, then the lower decile calibration error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from activation.events import APPEND_VALUE, MODES, is_currency
+from activation.spec import EventSpec
+from activation.valuemap import KINDS, fit_mapping
+from pltv import metrics
+
+THRESHOLD_SHARES = (0.05, 0.10, 0.20, 0.30, 0.50)
+#: Meta's standard event names: a custom event must not reuse one.
+STANDARD_EVENTS = frozenset(
+    {
+        "AddPaymentInfo", "AddToCart", "AddToWishlist", "CompleteRegistration", "Contact",
+        "CustomizeProduct", "Donate", "FindLocation", "InitiateCheckout", "Lead", "PageView", "Purchase",
+        "Schedule", "Search", "StartTrial", "SubmitApplication", "Subscribe", "ViewContent", APPEND_VALUE,
+    }
+)  # fmt: skip
+_CUSTOM_EVENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+
+# Meta's numbers (shared/capi/PLTV_GUIDE.md)
+MIN_DISTINCT_VALUES = 5
+MIN_MAX_OVER_MIN = 3.0
+MIN_DATASET_EVENTS_PER_WEEK = 100
+LEARNING_EVENTS_PER_AD_SET_WEEK = 50
+APPEND_WINDOW_DAYS = 7.0
+ATTRIBUTION_WINDOW_DAYS = 7.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesignOptions:
+    mode: str = "auto"  # auto | append_value | custom_value | threshold
+    send_days: tuple[int, ...] | None = None  # None: every day with a registered champion
+    ad_sets: int = 1
+    currency: str = "USD"
+    tolerance: float = 0.02  # future-Gini difference treated as equal quality
+    cadence_days: float = 1.0  # the daily job sends a send moment up to this long after it
+    safety_days: float = 0.25  # retries, late runs
+    thresholds: tuple[float, ...] = THRESHOLD_SHARES
+    mappings: tuple[str, ...] = KINDS
+    event_name_template: str = "pLTV_D{send_day}"
+    threshold_name_template: str = "pLTV_top{pct}_D{send_day}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Population:
+    """What the source says about volume and eligibility (recent cohorts)."""
+
+    weekly_signups: float
+    deliverable_share: float  # consent and at least one usable match key
+    append_share: float  # deliverable web users whose conversion event id/order id is known
+
+
+@dataclass(frozen=True)
+class Candidate:
+    send_day: int
+    mode: str
+    mapping: str | None  # None for threshold events
+    top_share: float | None = None
+
+    @property
+    def label(self) -> str:
+        what = f"top{round(self.top_share * 100)}%" if self.top_share else self.mapping
+        return f"d{self.send_day} {self.mode} {what}"
+
+
+@dataclass
+class DesignResult:
+    table: pd.DataFrame  # one row per candidate, ranked; `broken` lists rule names
+    winner: pd.Series | None
+    reason: str
+    spec: EventSpec | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def event_name_for(candidate: Candidate, options: DesignOptions) -> str:
+    if candidate.mode == "append_value":
+        return APPEND_VALUE
+    if candidate.mode == "threshold":
+        return options.threshold_name_template.format(
+            send_day=candidate.send_day, pct=round((candidate.top_share or 0) * 100)
+        )
+    return options.event_name_template.format(send_day=candidate.send_day)
+
+
+def candidates(send_days: Sequence[int], options: DesignOptions) -> list[Candidate]:
+    modes = MODES if options.mode == "auto" else (options.mode,)
+    out: list[Candidate] = []
+    for d in sorted(send_days):
+        for mode in modes:
+            if mode == "threshold":
+                out += [Candidate(d, mode, None, share) for share in options.thresholds]
+            else:
+                out += [Candidate(d, mode, kind) for kind in options.mappings]
+    return out
+
+
+def score(candidate: Candidate, holdout: pd.DataFrame, population: Population) -> dict[str, float]:
+    """Holdout quality of a candidate's values, and its expected weekly volume."""
+    pred = holdout["predicted_ltv"].to_numpy(float)
+    actual = holdout["actual_ltv"].to_numpy(float)
+    future = holdout["actual_future"].to_numpy(float)
+    share = population.append_share if candidate.mode == "append_value" else population.deliverable_share
+    if candidate.mode == "threshold":
+        cut = float(np.quantile(pred, 1 - candidate.top_share))
+        fires = pred >= cut
+        values = fires.astype(float)
+        top_true = actual >= np.quantile(actual, 1 - candidate.top_share)
+        hits = float(np.sum(fires & top_true))
+        out = {
+            "threshold": cut,
+            "fire_share": float(fires.mean()),
+            "precision": hits / max(float(fires.sum()), 1.0),
+            "recall": hits / max(float(top_true.sum()), 1.0),
+            "revenue_share": float(actual[fires].sum() / actual.sum()) if actual.sum() > 0 else 0.0,
+            "distinct_values": 1.0,
+            "max_over_min": 1.0,
+            "min_value": 1.0,
+        }
+    else:
+        mapping = fit_mapping(candidate.mapping, pred, actual)
+        values = mapping.apply(pred)
+        fires = np.ones(len(pred), dtype=bool)
+        out = {
+            "fire_share": 1.0,
+            "distinct_values": float(len(np.unique(values))),
+            "max_over_min": float(values.max() / values.min()),
+            "min_value": float(values.min()),
+            "pearson": float(np.corrcoef(values, actual)[0, 1]) if values.std() > 0 else 0.0,
+            "decile_mape": metrics.decile_mape(actual, values),
+            "total_bias": metrics.total_bias(actual, values),
+        }
+    out |= {
+        "gini": metrics.normalized_gini(actual, values),
+        "future_gini": metrics.normalized_gini(future, values),
+        "spearman": metrics.spearman(actual, values),
+        "top10_share": metrics.top_share(actual, values, fraction=0.10),
+        "weekly_volume": population.weekly_signups * share * float(fires.mean()),
+    }
+    return out
+
+
+def rules_broken(
+    candidate: Candidate, scores: Mapping[str, float], population: Population, options: DesignOptions
+) -> list[str]:
+    """Names of the rules a candidate breaks (empty: eligible)."""
+    broken: list[str] = []
+    valued = candidate.mode in ("append_value", "custom_value")
+    if valued:
+        if scores["min_value"] <= 0:
+            broken.append("positive_values")
+        if scores["distinct_values"] < MIN_DISTINCT_VALUES:
+            broken.append("distinct_values>=5")
+        if scores["max_over_min"] < MIN_MAX_OVER_MIN:
+            broken.append("max>=3xmin")
+        if scores["weekly_volume"] < MIN_DATASET_EVENTS_PER_WEEK:
+            broken.append("dataset>=100/week")
+    if scores["weekly_volume"] < LEARNING_EVENTS_PER_AD_SET_WEEK * options.ad_sets:
+        broken.append(f"learning>={LEARNING_EVENTS_PER_AD_SET_WEEK}x{options.ad_sets}/week")
+    delay = candidate.send_day + options.cadence_days + options.safety_days
+    if candidate.mode == "append_value":
+        if population.append_share <= 0:
+            broken.append("conversion_ids_present")
+        if delay > APPEND_WINDOW_DAYS:
+            broken.append("append_within_7d")
+    elif delay > ATTRIBUTION_WINDOW_DAYS:
+        broken.append("attribution_window_7d")
+    name = event_name_for(candidate, options)
+    if candidate.mode != "append_value" and (not _CUSTOM_EVENT_RE.match(name) or name in STANDARD_EVENTS):
+        broken.append("custom_event_name")
+    if not is_currency(options.currency):
+        broken.append("currency_iso4217")
+    return broken
+
+
+def _rank(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+    ok = table["broken"].str.len() == 0
+    best = table.loc[ok, "future_gini"].max() if ok.any() else np.nan
+    table = table.assign(
+        eligible=ok,
+        within_tolerance=ok & (table["future_gini"] >= best - tolerance),
+        _mape=table["decile_mape"].fillna(np.inf),
+    )
+    table = table.sort_values(
+        ["eligible", "within_tolerance", "send_day", "future_gini", "_mape"],
+        ascending=[False, False, True, False, True],
+        kind="stable",
+    ).drop(columns="_mape")
+    return table.reset_index(drop=True)
+
+
+def choose(table: pd.DataFrame, options: DesignOptions) -> tuple[pd.DataFrame, pd.Series | None, str]:
+    ranked = _rank(table, options.tolerance)
+    if not ranked["eligible"].any():
+        common = ranked["broken"].explode().value_counts().head(3)
+        return (
+            ranked,
+            None,
+            (
+                "no candidate satisfies every rule; most often broken: "
+                + ", ".join(f"{rule} ({n})" for rule, n in common.items())
+            ),
+        )
+    winner = ranked.iloc[0]
+    best = ranked.loc[ranked["eligible"], "future_gini"].max()
+    later = ranked[ranked["eligible"] & (ranked["send_day"] > winner["send_day"])]
+    reason = (
+        f"{winner['candidate']} wins: future-only Gini {winner['future_gini']:.3f} is within "
+        f"{options.tolerance:.3f} of the best eligible ({best:.3f}) and it is the earliest such send day"
+    )
+    if len(later):
+        gain = later["future_gini"].max() - winner["future_gini"]
+        reason += f"; waiting longer would gain at most {gain:+.3f} future-only Gini"
+    if winner["mode"] != "threshold":
+        reason += f"; its values track actual LTV with Pearson {winner['pearson']:.2f}"
+    return ranked, winner, reason
+
+
+def design(
+    holdouts: Mapping[int, pd.DataFrame],
+    models: Mapping[int, tuple[str, str]],
+    population: Population,
+    *,
+    horizon_days: int,
+    options: DesignOptions = DesignOptions(),
+    now: datetime | None = None,
+) -> DesignResult:
+    """Score every candidate on the holdouts, apply the rules, choose, and build the EventSpec.
+
+    ``holdouts``: send_day -> out-of-time holdout (``predicted_ltv``, ``actual_ltv``, ``actual_future``);
+    ``models``: send_day -> (registered model name, version) that produced it.
+    """
+    days = sorted(options.send_days or holdouts)
+    missing = [d for d in days if d not in holdouts]
+    if missing:
+        raise ValueError(f"no registered model (holdout) for send day(s) {missing}; run `pltv train` first")
+    rows = []
+    for cand in candidates(days, options):
+        s = score(cand, holdouts[cand.send_day], population)
+        rows.append(
+            {
+                "candidate": cand.label,
+                "send_day": cand.send_day,
+                "mode": cand.mode,
+                "mapping": cand.mapping,
+                "top_share": cand.top_share,
+                "event_name": event_name_for(cand, options),
+                **s,
+                "broken": rules_broken(cand, s, population, options),
+            }
+        )
+    table = pd.DataFrame(rows)
+    for column in (
+        "pearson",
+        "decile_mape",
+        "total_bias",
+        "threshold",
+        "precision",
+        "recall",
+        "revenue_share",
+    ):
+        if column not in table:
+            table[column] = np.nan
+    ranked, winner, reason = choose(table, options)
+    spec = None
+    if winner is not None:
+        spec = _spec_for(winner, holdouts[int(winner["send_day"])], models, horizon_days, options, now)
+    return DesignResult(table=ranked, winner=winner, reason=reason, spec=spec)
+
+
+def _spec_for(
+    winner: pd.Series,
+    holdout: pd.DataFrame,
+    models: Mapping[int, tuple[str, str]],
+    horizon_days: int,
+    options: DesignOptions,
+    now: datetime | None,
+) -> EventSpec:
+    d = int(winner["send_day"])
+    name, version = models[d]
+    pred = holdout["predicted_ltv"].to_numpy(float)
+    actual = holdout["actual_ltv"].to_numpy(float)
+    kind = winner["mapping"] if winner["mode"] != "threshold" else "capped"
+    expected_keys = ("gini", "future_gini", "spearman", "top10_share", "weekly_volume", "pearson",
+                     "decile_mape", "precision", "recall", "fire_share")  # fmt: skip
+    expected = {k: round(float(winner[k]), 6) for k in expected_keys if k in winner and pd.notna(winner[k])}
+    threshold = float(round(winner["threshold"], 4)) if winner["mode"] == "threshold" else None
+    return EventSpec(
+        mode=str(winner["mode"]),
+        event_name=str(winner["event_name"]),
+        send_day=d,
+        currency=options.currency.upper(),
+        value_mapping=fit_mapping(kind, pred, actual),
+        threshold=threshold,
+        top_share=None if pd.isna(winner["top_share"]) else float(winner["top_share"]),
+        model_name=name,
+        model_version=str(version),
+        horizon_days=horizon_days,
+        expected=expected,
+        created_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+    )
+
+
+def render_table(result: DesignResult, limit: int | None = None) -> str:
+    """The ranked candidates as text: quality, volume, and why each rejected one was rejected."""
+    t = result.table
+    header = (
+        f"{'#':>3} {'candidate':<34} {'gini':>6} {'fut_gini':>8} {'spearman':>8} {'top10':>6} "
+        f"{'pearson':>7} {'dec_mape':>8} {'prec':>5} {'week_vol':>8}  verdict"
+    )
+    lines = [header, "-" * len(header)]
+    for i, row in enumerate(t.itertuples(index=False), start=1):
+        if limit is not None and i > limit:
+            lines.append(f"... {len(t) - limit} more candidates")
+            break
+
+        def f(v, fmt):
+            return format(v, fmt) if pd.notna(v) else "-"
+
+        verdict = (
+            "WINNER"
+            if i == 1 and result.winner is not None
+            else ("ok" if row.eligible else "rejected: " + ", ".join(row.broken))
+        )
+        lines.append(
+            f"{i:>3} {row.candidate:<34} {f(row.gini, '6.3f')} {f(row.future_gini, '8.3f')} "
+            f"{f(row.spearman, '8.3f')} {f(row.top10_share, '6.2f')} {f(row.pearson, '7.2f')} "
+            f"{f(row.decile_mape, '8.2f')} {f(row.precision, '5.2f')} {row.weekly_volume:>8.0f}  {verdict}"
+        )
+    return "\n".join(lines)
