@@ -64,6 +64,7 @@ INSUFFICIENT_COMBINATIONS: tuple[frozenset[str], ...] = (
     frozenset({"ln", "ge"}),
 )
 
+_MUST_HASH = frozenset(HASHED_KEYS) - {"external_id"}  # Meta recommends hashing external_id, not requires
 _CUSTOM_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,50}$")
 
 
@@ -243,7 +244,7 @@ def validate_event(
             return _reject(
                 SUBCODE_INVALID_FIELD, "bad_user_data", f"user_data.{key} must be a non-empty string"
             )
-        if key in HASHED_KEYS and not all(is_sha256(v) for v in values):
+        if key in _MUST_HASH and not all(is_sha256(v) for v in values):
             return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
         keys.add(key)
     if any(keys <= combo for combo in INSUFFICIENT_COMBINATIONS):
