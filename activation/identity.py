@@ -152,11 +152,14 @@ def _norm_ph(s: str, region: str | None) -> str:
     if reg is None and not s.startswith("+"):
         s = "+" + digits_start  # no region to assume: the digits must start with the country code
     num = _parse_phone(s, reg)
-    if (num is None or not phonenumbers.is_valid_number(num)) and reg is not None and digits_start.isdigit():
-        num = _parse_phone("+" + digits_start, None) or num  # the digits may already carry a country code
+    valid = num is not None and phonenumbers.is_valid_number(num)
+    if not valid and reg is not None and digits_start.isdigit():
+        alt = _parse_phone("+" + digits_start, None)  # the digits may already carry a country code
+        if alt is not None and phonenumbers.is_valid_number(alt):
+            num, valid = alt, True
     if num is None:
         raise InvalidIdentifier("ph", "unparseable")
-    if not phonenumbers.is_valid_number(num):
+    if not valid:
         raise InvalidIdentifier("ph", "invalid_number")
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)[1:]
 
