@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from activation.events import APPEND_VALUE, MODES, is_currency
+from activation.report import reference_bins
 from activation.spec import EventSpec
 from activation.valuemap import KINDS, fit_mapping
 from pltv import metrics
@@ -301,23 +302,26 @@ def _spec_for(
     name, version = models[d]
     pred = holdout["predicted_ltv"].to_numpy(float)
     actual = holdout["actual_ltv"].to_numpy(float)
-    kind = winner["mapping"] if winner["mode"] != "threshold" else "capped"
+    kind = winner["mapping"]
     expected_keys = ("gini", "future_gini", "spearman", "top10_share", "weekly_volume", "pearson",
                      "decile_mape", "precision", "recall", "fire_share")  # fmt: skip
     expected = {k: round(float(winner[k]), 6) for k in expected_keys if k in winner and pd.notna(winner[k])}
     threshold = float(round(winner["threshold"], 4)) if winner["mode"] == "threshold" else None
+    mapping = fit_mapping("calibrated" if winner["mode"] == "threshold" else kind, pred, actual)
+    sent = pred[pred >= threshold] if threshold is not None else mapping.apply(pred)
     return EventSpec(
         mode=str(winner["mode"]),
         event_name=str(winner["event_name"]),
         send_day=d,
         currency=options.currency.upper(),
-        value_mapping=fit_mapping(kind, pred, actual),
+        value_mapping=mapping,
         threshold=threshold,
         top_share=None if pd.isna(winner["top_share"]) else float(winner["top_share"]),
         model_name=name,
         model_version=str(version),
         horizon_days=horizon_days,
         expected=expected,
+        value_reference=reference_bins(sent),
         created_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
     )
 

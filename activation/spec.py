@@ -38,6 +38,8 @@ class EventSpec:
     threshold: float | None = None  # threshold mode: fire when predicted_ltv >= threshold
     top_share: float | None = None  # threshold mode: the holdout share above the threshold
     expected: Mapping[str, float] = field(default_factory=dict)
+    # the holdout's distribution of sent values: interior bin edges and the share per bin (for PSI)
+    value_reference: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     created_at: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -61,6 +63,9 @@ class EventSpec:
             "model": {"name": self.model_name, "version": str(self.model_version)},
             "horizon_days": self.horizon_days,
             "expected": {k: round(float(v), 6) for k, v in sorted(self.expected.items())},
+            "value_reference": {
+                k: [round(float(x), 6) for x in v] for k, v in sorted(self.value_reference.items())
+            },
         }
 
     @property
@@ -105,6 +110,7 @@ class EventSpec:
                 model_version=str(data["model"]["version"]),
                 horizon_days=int(data["horizon_days"]),
                 expected=dict(data.get("expected", {})),
+                value_reference={k: tuple(v) for k, v in data.get("value_reference", {}).items()},
                 created_at=data.get("created_at", ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
