@@ -1,0 +1,201 @@
+"""MLflow model registry: one registered model per send day, aliases ``champion`` and ``challenger``.
+
+The logged model is an MLflow pyfunc (:class:`LtvPythonModel`): a features frame from
+:func:`pltv.features.build_features` in, ``predicted_ltv`` out. :func:`load_model` returns that object
+unwrapped, so the daily job and notebooks call ``.predict(features)`` on it directly and read
+``.event_names`` / ``.send_day`` / ``.horizon_days`` to build the right features.
+
+Champion rule (:func:`decide_alias`): a new version becomes ``champion`` when it is at least as good as the
+current champion re-scored on the *same* out-of-time cohort: Gini no lower than the champion's − 0.005 and
+decile MAPE no higher than the champion's + 0.02; otherwise ``challenger``. ``promote=True/False`` overrides.
+Registry stages are deprecated in MLflow; only aliases are used.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from pltv import metrics
+from pltv.errors import RegistryError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+GINI_TOLERANCE = 0.005
+MAPE_TOLERANCE = 0.02
+
+
+def model_name(template: str, send_day: int) -> str:
+    """``pltv_d{send_day}`` -> ``pltv_d3``; a template without the placeholder gets ``_d3`` appended."""
+    return template.format(send_day=send_day) if "{send_day}" in template else f"{template}_d{send_day}"
+
+
+class LtvPythonModel(mlflow.pyfunc.PythonModel):
+    """A fitted estimator plus what scoring needs: send day, horizon, event names, feature columns."""
+
+    def __init__(self, estimator, *, send_day: int, horizon_days: int, event_names, feature_names):
+        self.estimator = estimator
+        self.send_day = int(send_day)
+        self.horizon_days = int(horizon_days)
+        self.event_names = list(event_names)
+        self.feature_names = list(feature_names)
+
+    def predict(self, context=None, model_input=None, params=None) -> np.ndarray:
+        """Predicted LTV per row of a features frame (also callable as ``predict(features)``)."""
+        frame = model_input if model_input is not None else context
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame)
+        return np.asarray(self.estimator.predict(frame), dtype=np.float64)
+
+
+def _pip_requirements() -> list[str]:
+    reqs = []
+    for dist in ("lightgbm", "pandas", "numpy", "scikit-learn", "pltv-toolkit"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            reqs.append(dist)
+    return reqs
+
+
+def log_model(wrapper: LtvPythonModel, features: pd.DataFrame, *, name: str = "model"):
+    """Log the pyfunc in the active run (signature from the features, explicit pip requirements)."""
+    from mlflow.models import infer_signature
+
+    sample = features[wrapper.feature_names].head(50)
+    signature = infer_signature(sample, wrapper.predict(features.head(50)))
+    return mlflow.pyfunc.log_model(
+        name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
+    )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Outcome of registering one version."""
+
+    name: str
+    version: str
+    alias: str
+    reason: str
+
+
+def _client(client_or_uri) -> MlflowClient:
+    return client_or_uri if isinstance(client_or_uri, MlflowClient) else MlflowClient(client_or_uri)
+
+
+def champion_version(client_or_uri, name: str) -> str | None:
+    """The version holding the ``champion`` alias, or ``None`` (no model or no champion yet)."""
+    client = _client(client_or_uri)
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION).version
+    except MlflowException:
+        return None
+
+
+def load_model(tracking_uri: str, name: str, version_or_alias: str | int = CHAMPION) -> LtvPythonModel:
+    """The registered pyfunc, unwrapped: ``.predict(features) -> predicted_ltv``, ``.event_names``..."""
+    ref = str(version_or_alias)
+    uri = f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
+    mlflow.set_registry_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except MlflowException as exc:
+        raise RegistryError(
+            f"cannot load {uri} from {tracking_uri}: {str(exc).splitlines()[0]}; "
+            "train one with `pltv train` or pick an existing version/alias"
+        ) from exc
+
+
+def holdout_for(tracking_uri: str, name: str, version: str | int) -> pd.DataFrame:
+    """The out-of-time holdout predictions (``holdout.parquet``) logged with a version's training run."""
+    client = MlflowClient(tracking_uri)
+    ref = str(version)
+    try:
+        mv = (
+            client.get_model_version(name, ref)
+            if ref.isdigit()
+            else client.get_model_version_by_alias(name, ref)
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(mv.run_id, "holdout.parquet", tmp)
+            return pd.read_parquet(path)
+    except MlflowException as exc:
+        raise RegistryError(f"no holdout for {name} version {ref} in {tracking_uri}: {exc}") from exc
+
+
+def decide_alias(
+    new_scores: dict[str, float], champion_scores: dict[str, float] | None, promote: bool | None
+) -> tuple[str, str]:
+    """``(alias, reason)`` for a new version given both models' scores on the same out-of-time cohort."""
+    if promote is True:
+        return CHAMPION, "promoted by --promote"
+    if promote is False:
+        return CHALLENGER, "kept as challenger by --no-promote"
+    if champion_scores is None:
+        return CHAMPION, "first version: no champion yet"
+    g_new, g_old = new_scores["gini"], champion_scores["gini"]
+    m_new, m_old = new_scores["decile_mape"], champion_scores["decile_mape"]
+    better_gini = g_new >= g_old - GINI_TOLERANCE
+    better_cal = m_new <= m_old + MAPE_TOLERANCE
+    detail = f"gini {g_new:.3f} vs champion {g_old:.3f}, decile MAPE {m_new:.3f} vs {m_old:.3f}"
+    if better_gini and better_cal:
+        return CHAMPION, f"at least as good as the champion ({detail})"
+    return CHALLENGER, f"worse than the champion ({detail})"
+
+
+def score_champion(tracking_uri: str, name: str, test: pd.DataFrame) -> tuple[str, dict[str, float]] | None:
+    """Re-score the current champion on ``test`` (features + ``actual_ltv``): ``(version, scores)``."""
+    version = champion_version(tracking_uri, name)
+    if version is None:
+        return None
+    champion = load_model(tracking_uri, name, version)
+    pred = champion.predict(test)
+    scores = {
+        "gini": metrics.normalized_gini(test["actual_ltv"], pred),
+        "decile_mape": metrics.decile_mape(test["actual_ltv"], pred),
+    }
+    return version, scores
+
+
+def register(
+    tracking_uri: str,
+    name: str,
+    model_uri: str,
+    *,
+    run_id: str,
+    new_scores: dict[str, float],
+    test: pd.DataFrame,
+    promote: bool | None = None,
+    tags: dict[str, str] | None = None,
+) -> Registration:
+    """Register ``model_uri`` under ``name`` and set ``champion`` or ``challenger`` by the champion rule."""
+    client = MlflowClient(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    current = score_champion(tracking_uri, name, test)
+    alias, reason = decide_alias(new_scores, current[1] if current else None, promote)
+    try:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description="pLTV model for one send day (pltv train)")
+        mv = client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags or {}))
+        client.set_registered_model_alias(name, alias, mv.version)
+        client.set_model_version_tag(name, mv.version, "alias_reason", reason)
+    except MlflowException as exc:
+        raise RegistryError(f"registering {name} in {tracking_uri} failed: {exc}") from exc
+    return Registration(name=name, version=str(mv.version), alias=alias, reason=reason)
+
+
+def save_local(wrapper: LtvPythonModel, path: str | Path) -> Path:
+    """Save the pyfunc to a folder (no tracking server), e.g. for tests or offline scoring."""
+    mlflow.pyfunc.save_model(str(path), python_model=wrapper, pip_requirements=_pip_requirements())
+    return Path(path)
