@@ -51,6 +51,11 @@ def _lgbm_params(**overrides: Any) -> dict[str, Any]:
     return params
 
 
+def _threads(rows: int) -> dict[str, Any]:
+    """Small data trains faster (and steadier on a busy machine) on one thread."""
+    return {"n_jobs": 1} if rows < 50_000 else {}
+
+
 class _Encoded:
     """Learns the feature columns and category levels at fit; turns any features frame into model input."""
 
@@ -141,10 +146,11 @@ class HurdleLTV(_FutureModel):
         payer = future > 0
         if payer.sum() < 2 or payer.all():
             raise ValueError("HurdleLTV needs both payers and non-payers after the send moment")
-        self.classifier_ = LGBMClassifier(**_lgbm_params(**(self.classifier_params or {})))
+        threads = _threads(len(Xe))
+        self.classifier_ = LGBMClassifier(**_lgbm_params(**threads, **(self.classifier_params or {})))
         self.classifier_.fit(Xe, payer.astype(int))
         self.regressor_ = LGBMRegressor(
-            **_lgbm_params(**({"min_child_samples": 20} | (self.regressor_params or {})))
+            **_lgbm_params(**({"min_child_samples": 20} | threads | (self.regressor_params or {})))
         )
         target = np.log1p(future[payer])
         self.regressor_.fit(Xe[payer], target)
@@ -180,7 +186,9 @@ class TweedieLTV(_FutureModel):
 
         self.regressor_ = LGBMRegressor(
             **_lgbm_params(
-                objective="tweedie", tweedie_variance_power=self.variance_power, **(self.params or {})
+                objective="tweedie",
+                tweedie_variance_power=self.variance_power,
+                **(_threads(len(Xe)) | (self.params or {})),
             )
         )
         self.regressor_.fit(Xe, np.clip(future, 0, None))

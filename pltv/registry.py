@@ -14,6 +14,7 @@ Registry stages are deprecated in MLflow; only aliases are used.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -72,9 +73,11 @@ def log_model(wrapper: LtvPythonModel, features: pd.DataFrame, *, name: str = "m
 
     sample = features[wrapper.feature_names].head(50)
     signature = infer_signature(sample, wrapper.predict(features.head(50)))
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cloudpickle notice: we pickle our own estimator on purpose
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
+        )
 
 
 @dataclass(frozen=True)

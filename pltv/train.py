@@ -1,0 +1,388 @@
+"""Training orchestration: features → out-of-time split → model choice on validation → fit → evaluate → MLflow.
+
+Time split, per send day (documented and logged as params):
+
+- matured users only (``signup_at + horizon_days <= as_of``);
+- **test** (out-of-time): the most recent matured signup cohorts, whole days from the day at the
+  ``1 − test_fraction`` quantile of matured signups (default: the last ~20 % of matured users);
+- **training**: every earlier matured user. Model choice and the aggregate recalibration use
+  forward-chained validation *inside* training: ``folds`` consecutive slices of the last 60 % of training
+  cohorts, each predicted by a model fitted on everything signed up before it. The test cohort is never
+  used to choose or calibrate.
+
+Candidates: :class:`~pltv.models.HurdleLTV` and :class:`~pltv.models.TweedieLTV`, each at two tree sizes.
+The winner maximizes ``gini − 0.5 · decile_mape`` on the pooled validation predictions (ranking first,
+calibration second); its recalibration factor is the pooled validation Σactual future / Σpredicted future.
+It is then refitted on all training users with that factor. The baseline ``k · early revenue`` is fitted on
+all training users.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pltv import metrics
+from pltv.config import SourceConfig
+from pltv.errors import InsufficientDataError
+from pltv.evaluate import decile_report, evaluate_holdout, holdout_frame
+from pltv.features import (
+    build_features,
+    default_as_of,
+    feature_columns,
+    feature_sql_hash,
+    to_utc_naive,
+)
+from pltv.models import EarlyRevenueMultiple, make_model
+
+_SMALL = {"num_leaves": 7, "min_child_samples": 80, "n_estimators": 200, "learning_rate": 0.04}
+_MEDIUM = {"num_leaves": 15, "min_child_samples": 40, "n_estimators": 250, "learning_rate": 0.04}
+CANDIDATES: dict[str, tuple[str, dict]] = {
+    "hurdle_small": ("hurdle", {"classifier_params": _SMALL, "regressor_params": _SMALL}),
+    "hurdle_medium": ("hurdle", {"classifier_params": _MEDIUM, "regressor_params": _MEDIUM}),
+    "tweedie_small": ("tweedie", {"params": _SMALL}),
+    "tweedie_medium": ("tweedie", {"params": _MEDIUM}),
+}
+MIN_MATURED = 1000
+MIN_TRAIN_PAYERS = 100
+MIN_TEST_PAYERS = 30
+
+
+@dataclass
+class SendDayResult:
+    """Everything one send day produced: the fitted model, its holdout and scores."""
+
+    send_day: int
+    horizon_days: int
+    candidate: str
+    model: object
+    baseline: EarlyRevenueMultiple
+    holdout: pd.DataFrame
+    scores: dict[str, float]
+    validation: pd.DataFrame
+    split: dict[str, object]
+    test: pd.DataFrame = field(repr=False)
+    event_names: list[str] = field(default_factory=list)
+    registration: object = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """One ``pltv train``: the parent run and one result per send day."""
+
+    as_of: datetime
+    tracking_uri: str | None
+    run_id: str | None
+    results: list[SendDayResult]
+
+
+def _day(ts) -> pd.Timestamp:
+    return pd.Timestamp(ts).normalize()
+
+
+def split_cohorts(frame: pd.DataFrame, *, test_fraction: float = 0.2) -> pd.Timestamp:
+    """First signup day of the out-of-time test cohorts (whole days, ~``test_fraction`` of matured users)."""
+    return _day(frame["signup_at"].quantile(1 - test_fraction))
+
+
+def _check_enough(frame: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, send_day: int) -> None:
+    n_pay_train = int((train["actual_future"] > 0).sum())
+    n_pay_test = int((test["actual_ltv"] > 0).sum())
+    if len(frame) < MIN_MATURED or n_pay_train < MIN_TRAIN_PAYERS or n_pay_test < MIN_TEST_PAYERS:
+        raise InsufficientDataError(
+            f"send day {send_day}: {len(frame):,} matured users (need {MIN_MATURED:,}), "
+            f"{n_pay_train:,} training users paying after the send day (need {MIN_TRAIN_PAYERS}), "
+            f"{n_pay_test:,} payers in the out-of-time test cohort (need {MIN_TEST_PAYERS}); "
+            "use a longer history, a later --as-of or a shorter --horizon-days"
+        )
+
+
+def _validation_folds(train: pd.DataFrame, folds: int) -> list[tuple[pd.Series, pd.Series]]:
+    edges = [_day(train["signup_at"].quantile(q)) for q in np.linspace(0.4, 1.0, folds + 1)[:-1]]
+    out = []
+    for i, start in enumerate(edges):
+        fit_mask = train["signup_at"] < start
+        val_mask = train["signup_at"] >= start
+        if i + 1 < len(edges):
+            val_mask &= train["signup_at"] < edges[i + 1]
+        out.append((fit_mask, val_mask))
+    return out
+
+
+def choose_model(
+    train: pd.DataFrame, *, folds: int = 3, candidates: dict[str, tuple[str, dict]] | None = None
+) -> tuple[str, float, pd.DataFrame]:
+    """``(candidate, recalibration factor, validation table)`` from forward-chained validation in training."""
+    candidates = candidates or CANDIDATES
+    splits = _validation_folds(train, folds)
+    rows = []
+    for name, (kind, params) in candidates.items():
+        preds, parts = [], []
+        for fit_mask, val_mask in splits:
+            fit, val = train[fit_mask], train[val_mask]
+            fit.attrs, val.attrs = train.attrs, train.attrs
+            model = make_model(kind, **params).fit(fit, fit["actual_ltv"])
+            preds.append(model.predict_future(val))
+            parts.append(val)
+        val = pd.concat(parts)
+        future_pred = np.concatenate(preds)
+        scale = float(val["actual_future"].sum() / future_pred.sum()) if future_pred.sum() > 0 else 1.0
+        predicted = val["early_net_revenue"].to_numpy() + scale * future_pred
+        score = metrics.evaluate(val["actual_ltv"], predicted)
+        rows.append(
+            {
+                "candidate": name,
+                "gini": score["gini"],
+                "decile_mape": score["decile_mape"],
+                "total_bias_before_scale": float(future_pred.sum() / val["actual_future"].sum() - 1),
+                "scale": scale,
+                "objective": score["gini"] - 0.5 * score["decile_mape"],
+                "users": len(val),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("objective", ascending=False, kind="stable")
+    best = table.iloc[0]
+    return str(best["candidate"]), float(best["scale"]), table.reset_index(drop=True)
+
+
+def fit_send_day(
+    frame: pd.DataFrame,
+    *,
+    send_day: int,
+    horizon_days: int,
+    test_fraction: float = 0.2,
+    folds: int = 3,
+    candidates: dict[str, tuple[str, dict]] | None = None,
+) -> SendDayResult:
+    """Split, choose, fit, recalibrate and evaluate one send day on a matured features frame."""
+    started = time.perf_counter()
+    frame = frame[frame["actual_ltv"].notna()]
+    test_from = split_cohorts(frame, test_fraction=test_fraction)
+    train, test = frame[frame["signup_at"] < test_from], frame[frame["signup_at"] >= test_from]
+    train.attrs = test.attrs = frame.attrs
+    _check_enough(frame, train, test, send_day)
+    candidates = candidates or CANDIDATES
+    name, scale, validation = choose_model(train, folds=folds, candidates=candidates)
+    kind, params = candidates[name]
+    model = make_model(kind, **params).fit(train, train["actual_ltv"])
+    model.scale_ = scale
+    baseline = EarlyRevenueMultiple().fit(train, train["actual_ltv"])
+    holdout = holdout_frame(
+        test, send_day=send_day, predicted_ltv=model.predict(test), baseline_ltv=baseline.predict(test)
+    )
+    split = {
+        "as_of_matured_signups": f"{frame['signup_at'].min()} .. {frame['signup_at'].max()}",
+        "test_from": str(test_from.date()),
+        "test_rule": f"last {test_fraction:.0%} of matured users by signup_at, whole days",
+        "validation_rule": f"{folds} forward-chained slices of the last 60% of training cohorts",
+        "n_matured": len(frame),
+        "n_train": len(train),
+        "n_test": len(test),
+        "n_train_payers": int((train["actual_ltv"] > 0).sum()),
+        "n_test_payers": int((test["actual_ltv"] > 0).sum()),
+    }
+    return SendDayResult(
+        send_day=send_day,
+        horizon_days=horizon_days,
+        candidate=name,
+        model=model,
+        baseline=baseline,
+        holdout=holdout,
+        scores=evaluate_holdout(holdout),
+        validation=validation,
+        split=split,
+        test=test,
+        event_names=list(frame.attrs.get("event_names", [])),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _log_send_day(result: SendDayResult, frame: pd.DataFrame, *, as_of: datetime) -> object:
+    """Params, metrics, artifacts and the pyfunc of one send day, in the active (child) run."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from pltv import plots
+    from pltv.registry import LtvPythonModel, log_model
+
+    model = result.model
+    hyper = {f"model.{k}": v for k, v in (model.__dict__.items()) if k.endswith("params") and v}
+    mlflow.log_params(
+        {
+            "send_day": result.send_day,
+            "horizon_days": result.horizon_days,
+            "as_of": as_of.isoformat(),
+            "feature_sql_hash": feature_sql_hash(),
+            "candidate": result.candidate,
+            "recalibration_scale": round(float(model.scale_), 6),
+            "baseline_k": round(float(result.baseline.k_), 6),
+            "event_names": ",".join(result.event_names),
+            "n_features": len(model.feature_names_),
+            **result.split,
+            **{k: json.dumps(v, sort_keys=True) for k, v in hyper.items()},
+        }
+    )
+    mlflow.log_metrics({k: v for k, v in result.scores.items() if np.isfinite(v)})
+    holdout = result.holdout
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        holdout.to_parquet(out / "holdout.parquet", index=False)
+        decile_report(holdout).to_csv(out / "deciles.csv", index=False)
+        result.validation.to_csv(out / "validation.csv", index=False)
+        (out / "features.json").write_text(
+            json.dumps(
+                {
+                    "send_day": result.send_day,
+                    "horizon_days": result.horizon_days,
+                    "event_names": result.event_names,
+                    "feature_names": model.feature_names_,
+                    "categories": model.encoder_.categories_,
+                    "feature_sql_hash": feature_sql_hash(),
+                },
+                indent=2,
+            )
+        )
+        preds = {"model": holdout["predicted_ltv"].to_numpy(), "baseline": holdout["baseline_ltv"].to_numpy()}
+        figures = {
+            "decile_calibration.png": plots.decile_calibration(
+                holdout["actual_ltv"], preds, title=f"send day {result.send_day}: decile calibration"
+            ),
+            "gain_curves.png": plots.gain_curves(
+                holdout["actual_ltv"], preds, title=f"send day {result.send_day}: gain curves"
+            ),
+            "feature_importance.png": plots.feature_importance(
+                model.feature_importance(), title=f"send day {result.send_day}: feature importance"
+            ),
+        }
+        for filename, fig in figures.items():
+            fig.savefig(out / filename, dpi=90)
+            plt.close(fig)
+        mlflow.log_artifacts(str(out))
+    wrapper = LtvPythonModel(
+        model,
+        send_day=result.send_day,
+        horizon_days=result.horizon_days,
+        event_names=result.event_names,
+        feature_names=model.feature_names_,
+    )
+    return log_model(wrapper, frame)
+
+
+def train(
+    source: SourceConfig | str | Path,
+    *,
+    send_days: Sequence[int] = (0, 1, 3, 7),
+    horizon_days: int = 365,
+    as_of=None,
+    tracking_uri: str | None = "sqlite:///mlruns/mlflow.db",
+    experiment: str = "pltv",
+    model_name: str = "pltv_d{send_day}",
+    promote: bool | None = None,
+    test_fraction: float = 0.2,
+    progress: Callable[[str], None] = lambda message: None,
+) -> TrainResult:
+    """Train, evaluate and (with a ``tracking_uri``) log and register one model per send day.
+
+    One parent MLflow run per call, one child run per send day; ``tracking_uri=None`` skips MLflow.
+    Raises :class:`~pltv.errors.InsufficientDataError` when a send day has too few matured users/payers.
+    """
+    from pltv.sources import open_source
+
+    with open_source(source) as src:
+        as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
+        progress(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
+        progress(
+            f"as_of {as_of:%Y-%m-%d %H:%M} UTC, horizon {horizon_days} days, send days {list(send_days)}"
+        )
+        if tracking_uri is None:
+            results = []
+            for d in send_days:
+                frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
+                results.append(
+                    fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
+                )
+                progress(f"send day {d}: {results[-1].candidate} in {results[-1].seconds:.1f}s")
+            return TrainResult(as_of=as_of, tracking_uri=None, run_id=None, results=results)
+        return _train_tracked(
+            src,
+            send_days=send_days,
+            horizon_days=horizon_days,
+            as_of=as_of,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            model_name=model_name,
+            promote=promote,
+            test_fraction=test_fraction,
+            progress=progress,
+        )
+
+
+def _train_tracked(src, *, send_days, horizon_days, as_of, tracking_uri, experiment, model_name, promote,
+                   test_fraction, progress) -> TrainResult:  # fmt: skip
+    import mlflow
+
+    from pltv import registry, tracking
+
+    tracking.configure(tracking_uri)
+    experiment_id = tracking.ensure_experiment(experiment, tracking_uri)
+    results = []
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"pltv train as_of={as_of:%Y-%m-%d}"
+    ) as parent:
+        mlflow.log_params(
+            {
+                "source": str(src.path),
+                "send_days": ",".join(map(str, send_days)),
+                "horizon_days": horizon_days,
+                "as_of": as_of.isoformat(),
+                "data_end": str(src.quality.data_end),
+                "signups": f"{src.quality.signup_min} .. {src.quality.signup_max}",
+                "users": src.quality.users,
+                "transactions": src.quality.transactions,
+                "events": src.quality.events,
+                "feature_sql_hash": feature_sql_hash(),
+            }
+        )
+        for d in send_days:
+            progress(f"send day {d}: building features")
+            frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
+            result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
+            progress(
+                f"send day {d}: chose {result.candidate} on validation ({result.split['n_train']:,} train / "
+                f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}) "
+                f"in {result.seconds:.1f}s"
+            )
+            name = registry.model_name(model_name, d)
+            with mlflow.start_run(
+                run_name=f"send_day={d}", nested=True, experiment_id=experiment_id
+            ) as child:
+                mlflow.set_tags({"pltv.send_day": str(d), "pltv.model_name": name})
+                info = _log_send_day(result, frame, as_of=as_of)
+                result.registration = registry.register(
+                    tracking_uri,
+                    name,
+                    info.model_uri,
+                    run_id=child.info.run_id,
+                    new_scores={"gini": result.scores["gini"], "decile_mape": result.scores["decile_mape"]},
+                    test=result.test,
+                    promote=promote,
+                    tags={"send_day": str(d), "horizon_days": str(horizon_days), "as_of": as_of.isoformat()},
+                )
+            reg = result.registration
+            progress(f"send day {d}: registered {reg.name} v{reg.version} as {reg.alias} ({reg.reason})")
+            results.append(result)
+        return TrainResult(as_of=as_of, tracking_uri=tracking_uri, run_id=parent.info.run_id, results=results)
+
+
+def feature_frame_columns(frame: pd.DataFrame) -> list[str]:
+    """Model input columns of a features frame (re-exported for scoring code)."""
+    return feature_columns(frame)
