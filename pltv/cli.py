@@ -8,6 +8,7 @@ This module is the one place allowed to import both packages and to read environ
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -134,6 +135,73 @@ def sandbox(
     finally:
         sb.stop()
         typer.echo(f"stopped: {json.dumps(sb.summary()['stats'])}")
+
+
+@app.command("train")
+def train_command(
+    source: SourceOpt = None,
+    send_days: Annotated[
+        str | None, typer.Option("--send-days", help="Comma-separated send days (default 0,1,3,7).")
+    ] = None,
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", min=1, help="Label window in days (default 365).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Data complete before this UTC date (default: the day after the data ends)."
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model-name", help="Registered model name; {send_day} is replaced (default pltv_d{send_day})."
+        ),
+    ] = None,
+    promote: Annotated[
+        bool | None,
+        typer.Option(
+            "--promote/--no-promote",
+            help="Force or forbid the champion alias (default: champion only if at least as good).",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train one pLTV model per send day, evaluate it out of time, log and register it in MLflow."""
+    from pltv.config import parse_send_days
+    from pltv.errors import ConfigError
+    from pltv.evaluate import render_scores
+    from pltv.tracking import ui_command
+    from pltv.train import train
+
+    try:
+        cfg = _config(config).replace("source", path=source)
+        days = parse_send_days(send_days) if send_days else cfg.train.send_days
+        horizon = horizon_days or cfg.train.horizon_days
+        if as_of is not None:
+            try:
+                datetime.fromisoformat(as_of)
+            except ValueError as exc:
+                raise ConfigError(f"--as-of must be a date YYYY-MM-DD, got {as_of!r}") from exc
+        result = train(
+            cfg.source,
+            send_days=days,
+            horizon_days=horizon,
+            as_of=as_of,
+            tracking_uri=cfg.mlflow.tracking_uri,
+            experiment=cfg.mlflow.experiment,
+            model_name=model_name or cfg.mlflow.model_name,
+            promote=promote,
+            progress=typer.echo,
+        )
+    except PltvError as exc:
+        raise _fail(exc) from exc
+    for item in result.results:
+        reg = item.registration
+        typer.echo("")
+        typer.echo(render_scores(item.scores, title=f"send day {item.send_day} ({item.candidate}):"))
+        typer.echo(f"  registry: {reg.name} v{reg.version} -> {reg.alias} ({reg.reason})")
+    typer.echo(f"\nMLflow run {result.run_id}; browse with: {ui_command(result.tracking_uri)}")
 
 
 def main() -> None:

@@ -65,3 +65,13 @@ def acceptance(scores: dict[str, float]) -> dict[str, bool]:
         "decile_mape": scores["decile_mape"] <= 0.8 * scores["baseline_decile_mape"],
         "total_bias": abs(scores["total_bias"]) <= 0.05,
     }
+
+
+def render_scores(scores: dict[str, float], *, title: str = "") -> str:
+    """A text table of the model vs the baseline on :data:`TABLE_METRICS` (for the CLI and logs)."""
+    lines = [title] if title else []
+    lines.append(f"  {'metric':<14}{'model':>10}{'baseline':>10}")
+    for key in TABLE_METRICS:
+        model, base = scores.get(key, float("nan")), scores.get(f"baseline_{key}", float("nan"))
+        lines.append(f"  {key:<14}{model:>10.3f}{base:>10.3f}")
+    return "\n".join(lines)
