@@ -198,7 +198,7 @@ def build_features(
     )
     frame = frame.rename(columns=renames)
     for col in renames.values():
-        frame[col] = frame[col].fillna(0).astype(np.int64)
+        frame[col] = frame[col].fillna(0).astype(np.float64)
     for col in categoricals:
         frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
     for col in NUMERIC_FEATURES:

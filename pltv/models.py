@@ -71,9 +71,8 @@ class _Encoded:
         for col in self.columns_:
             if col in self.categories_:
                 values = X[col].astype(object) if col in X.columns else pd.Series(None, index=X.index)
-                out[col] = pd.Categorical(
-                    values.where(values.notna(), None), categories=self.categories_[col]
-                )
+                known = values.isin(self.categories_[col])
+                out[col] = pd.Categorical(values.where(known, None), categories=self.categories_[col])
             elif col in X.columns:
                 out[col] = pd.to_numeric(X[col], errors="coerce").astype(np.float64).to_numpy()
             else:

@@ -13,6 +13,7 @@ Registry stages are deprecated in MLflow; only aliases are used.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from mlflow.exceptions import MlflowException
 
 from pltv import metrics
 from pltv.errors import RegistryError
+
+# our predict takes a features frame and aligns columns itself; MLflow's type-hint validation is not used
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -73,11 +77,15 @@ def log_model(wrapper: LtvPythonModel, features: pd.DataFrame, *, name: str = "m
 
     sample = features[wrapper.feature_names].head(50)
     signature = infer_signature(sample, wrapper.predict(features.head(50)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the cloudpickle notice: we pickle our own estimator on purpose
+    quiet = logging.getLogger("mlflow.pyfunc")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the cloudpickle notice: we pickle our own estimator on purpose
+    try:
         return mlflow.pyfunc.log_model(
             name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
         )
+    finally:
+        quiet.setLevel(level)
 
 
 @dataclass(frozen=True)
