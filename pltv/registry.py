@@ -29,9 +29,6 @@ from mlflow.exceptions import MlflowException
 from pltv import metrics
 from pltv.errors import RegistryError
 
-# our predict takes a features frame and aligns columns itself; MLflow's type-hint validation is not used
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
-
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 GINI_TOLERANCE = 0.005
@@ -43,22 +40,27 @@ def model_name(template: str, send_day: int) -> str:
     return template.format(send_day=send_day) if "{send_day}" in template else f"{template}_d{send_day}"
 
 
-class LtvPythonModel(mlflow.pyfunc.PythonModel):
-    """A fitted estimator plus what scoring needs: send day, horizon, event names, feature columns."""
+with warnings.catch_warnings():
+    # MLflow warns at class creation that predict has no type hints; it takes a features frame and aligns
+    # columns itself, so MLflow's type-hint validation is deliberately not used.
+    warnings.simplefilter("ignore")
 
-    def __init__(self, estimator, *, send_day: int, horizon_days: int, event_names, feature_names):
-        self.estimator = estimator
-        self.send_day = int(send_day)
-        self.horizon_days = int(horizon_days)
-        self.event_names = list(event_names)
-        self.feature_names = list(feature_names)
+    class LtvPythonModel(mlflow.pyfunc.PythonModel):
+        """A fitted estimator plus what scoring needs: send day, horizon, event names, feature columns."""
 
-    def predict(self, context=None, model_input=None, params=None) -> np.ndarray:
-        """Predicted LTV per row of a features frame (also callable as ``predict(features)``)."""
-        frame = model_input if model_input is not None else context
-        if not isinstance(frame, pd.DataFrame):
-            frame = pd.DataFrame(frame)
-        return np.asarray(self.estimator.predict(frame), dtype=np.float64)
+        def __init__(self, estimator, *, send_day: int, horizon_days: int, event_names, feature_names):
+            self.estimator = estimator
+            self.send_day = int(send_day)
+            self.horizon_days = int(horizon_days)
+            self.event_names = list(event_names)
+            self.feature_names = list(feature_names)
+
+        def predict(self, context=None, model_input=None, params=None) -> np.ndarray:
+            """Predicted LTV per row of a features frame (also callable as ``predict(features)``)."""
+            frame = model_input if model_input is not None else context
+            if not isinstance(frame, pd.DataFrame):
+                frame = pd.DataFrame(frame)
+            return np.asarray(self.estimator.predict(frame), dtype=np.float64)
 
 
 def _pip_requirements() -> list[str]:
@@ -81,9 +83,11 @@ def log_model(wrapper: LtvPythonModel, features: pd.DataFrame, *, name: str = "m
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # the cloudpickle notice: we pickle our own estimator on purpose
     try:
-        return mlflow.pyfunc.log_model(
-            name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no input example": the signature comes from real features
+            return mlflow.pyfunc.log_model(
+                name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
+            )
     finally:
         quiet.setLevel(level)
 
@@ -106,7 +110,7 @@ def champion_version(client_or_uri, name: str) -> str | None:
     """The version holding the ``champion`` alias, or ``None`` (no model or no champion yet)."""
     client = _client(client_or_uri)
     try:
-        return client.get_model_version_by_alias(name, CHAMPION).version
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
 

@@ -1,0 +1,119 @@
+"""MLflow registry in a temporary SQLite store: register, champion rule, load by alias, same predictions."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from pltv import registry, tracking
+from pltv.errors import ConfigError, RegistryError
+from pltv.models import TweedieLTV
+from pltv.train import train
+
+SAMPLE = "data/sample"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One `pltv train` for send day 3 into a fresh store under tmp_path."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    result = train(SAMPLE, send_days=(3,), tracking_uri=uri, model_name="pltv_d{send_day}")
+    return uri, root, result
+
+
+def _log_and_register(uri, result, estimator, *, promote=None):
+    """Log ``estimator`` as a pyfunc in a new run and register it under pltv_d3."""
+    sd = result.results[0]
+    wrapper = registry.LtvPythonModel(
+        estimator,
+        send_day=3,
+        horizon_days=365,
+        event_names=sd.event_names,
+        feature_names=estimator.feature_names_,
+    )
+    tracking.configure(uri)
+    experiment_id = tracking.ensure_experiment("pltv", uri)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        info = registry.log_model(wrapper, sd.test)
+    pred = wrapper.predict(sd.test)
+    scores = {
+        "gini": float(__import__("pltv").metrics.normalized_gini(sd.test["actual_ltv"], pred)),
+        "decile_mape": float(__import__("pltv").metrics.decile_mape(sd.test["actual_ltv"], pred)),
+    }
+    return registry.register(
+        uri, "pltv_d3", info.model_uri, run_id=run.info.run_id, new_scores=scores, test=sd.test, promote=promote
+    )
+
+
+def test_first_version_becomes_champion_with_artifacts(store):
+    """A first training registers v1 as champion; the run holds holdout, deciles and plots."""
+    uri, root, result = store
+    reg = result.results[0].registration
+    assert (reg.name, reg.version, reg.alias) == ("pltv_d3", "1", "champion")
+    assert registry.champion_version(uri, "pltv_d3") == "1"
+    run_id = MlflowClient(uri).get_model_version("pltv_d3", "1").run_id
+    names = {a.path for a in MlflowClient(uri).list_artifacts(run_id)}
+    assert {"holdout.parquet", "deciles.csv", "decile_calibration.png", "gain_curves.png"} <= names
+    assert {"feature_importance.png", "features.json"} <= names
+    assert (root / "artifacts").is_dir()  # artifacts stay beside the database, inside tmp_path
+
+
+def test_loaded_champion_predicts_like_the_in_memory_model(store):
+    """Loading by alias gives the same predictions as the model that was trained."""
+    uri, _, result = store
+    sd = result.results[0]
+    loaded = registry.load_model(uri, "pltv_d3", "champion")
+    np.testing.assert_array_equal(loaded.predict(sd.test), sd.model.predict(sd.test))
+    assert loaded.send_day == 3 and loaded.event_names == sd.event_names
+
+
+def test_holdout_for_returns_the_logged_holdout(store):
+    """holdout_for downloads the version's holdout.parquet."""
+    uri, _, result = store
+    holdout = registry.holdout_for(uri, "pltv_d3", 1)
+    assert len(holdout) == len(result.results[0].holdout)
+    assert {"predicted_ltv", "baseline_ltv", "actual_ltv", "actual_future"} <= set(holdout.columns)
+
+
+def test_worse_model_is_not_promoted_then_promote_overrides(store):
+    """A model fitted on shuffled labels becomes challenger; --promote makes a version champion anyway."""
+    uri, _, result = store
+    train_frame = result.results[0].test
+    shuffled = np.random.default_rng(0).permutation(train_frame["actual_ltv"].to_numpy())
+    bad = TweedieLTV().fit(train_frame, shuffled)
+    reg = _log_and_register(uri, result, bad)
+    assert reg.alias == "challenger" and "worse" in reg.reason
+    assert registry.champion_version(uri, "pltv_d3") == "1"
+    forced = _log_and_register(uri, result, bad, promote=True)
+    assert forced.alias == "champion" and registry.champion_version(uri, "pltv_d3") == forced.version
+
+
+def test_equal_model_is_promoted_by_the_rule():
+    """At least as good on the same cohort (within tolerance) becomes champion; clearly worse does not."""
+    champ = {"gini": 0.80, "decile_mape": 0.30}
+    assert registry.decide_alias({"gini": 0.797, "decile_mape": 0.31}, champ, None)[0] == "champion"
+    assert registry.decide_alias({"gini": 0.70, "decile_mape": 0.30}, champ, None)[0] == "challenger"
+    assert registry.decide_alias({"gini": 0.90, "decile_mape": 0.60}, champ, None)[0] == "challenger"
+    assert registry.decide_alias({"gini": 0.1, "decile_mape": 9}, champ, False)[0] == "challenger"
+
+
+def test_missing_model_is_a_registry_error(store):
+    """Loading an unknown model names it and says what to do."""
+    uri, _, _ = store
+    with pytest.raises(RegistryError, match="pltv train"):
+        registry.load_model(uri, "no_such_model", "champion")
+
+
+def test_model_name_template_and_tracking_uris(tmp_path):
+    """Names per send day; file stores are refused; a SQLite store keeps artifacts beside the database."""
+    assert registry.model_name("pltv_d{send_day}", 7) == "pltv_d7"
+    assert registry.model_name("shop_ltv", 3) == "shop_ltv_d3"
+    with pytest.raises(ConfigError):
+        tracking.configure(str(tmp_path / "mlruns"))
+    uri = f"sqlite:///{tmp_path}/x/mlflow.db"
+    tracking.configure(uri)
+    assert (tmp_path / "x").is_dir()
+    assert tracking.artifact_location(uri) == (tmp_path / "x" / "artifacts").as_uri()
