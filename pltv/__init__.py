@@ -27,3 +27,29 @@ __all__ = [
     "load_config",
 ]
 __version__ = "0.1.0"
+
+# Lazy re-exports: training and registry pull in LightGBM/MLflow only when first used.
+_LAZY = {
+    "build_features": "pltv.features",
+    "default_as_of": "pltv.features",
+    "discover_event_names": "pltv.features",
+    "feature_columns": "pltv.features",
+    "HurdleLTV": "pltv.models",
+    "TweedieLTV": "pltv.models",
+    "EarlyRevenueMultiple": "pltv.models",
+    "normalized_gini": "pltv.metrics",
+    "decile_table": "pltv.metrics",
+    "decile_mape": "pltv.metrics",
+    "evaluate_holdout": "pltv.evaluate",
+    "fit_send_day": "pltv.train",
+    "open_source": "pltv.sources",
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pltv' has no attribute {name!r}")
