@@ -204,6 +204,165 @@ def train_command(
     typer.echo(f"\nMLflow run {result.run_id}; browse with: {ui_command(result.tracking_uri)}")
 
 
+@app.command("design")
+def design(
+    source: SourceOpt = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="auto | append_value | custom_value | threshold.")
+    ] = "auto",
+    send_days: Annotated[
+        str | None, typer.Option("--send-days", help="Candidate send days (default: every registered one).")
+    ] = None,
+    ad_sets: Annotated[int, typer.Option("--ad-sets", min=1, help="Ad sets sharing the event.")] = 1,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0.0, help="Future-Gini gap treated as equal quality.")
+    ] = 0.02,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the EventSpec JSON.")] = Path(
+        "eventspec.json"
+    ),
+    config: ConfigOpt = None,
+) -> None:
+    """Design the event Meta optimizes on from the registered models' holdouts; write an EventSpec."""
+    from activation.design import DesignOptions, render_table
+    from activation.design_io import design_from_registry
+    from activation.errors import ActivationError
+    from pltv.config import parse_send_days
+
+    cfg = _config(config).replace("source", path=source)
+    try:
+        options = DesignOptions(
+            mode=mode,
+            send_days=parse_send_days(send_days) if send_days else None,
+            ad_sets=ad_sets,
+            currency=cfg.source.currency,
+            tolerance=tolerance,
+        )
+        result, path = design_from_registry(cfg, options, out=out)
+    except (PltvError, ActivationError) as exc:
+        raise _fail(exc) from exc
+    typer.echo(render_table(result))
+    for note in result.notes:
+        typer.echo(note)
+    typer.echo("")
+    typer.echo(result.reason)
+    if result.spec is None:
+        raise typer.Exit(1)
+    spec = result.spec
+    typer.echo(
+        f"wrote {path}: {spec.spec_id} — {spec.mode} event {spec.event_name!r} on day {spec.send_day}, "
+        f"model {spec.model_name} v{spec.model_version}, ~{spec.expected.get('weekly_volume', 0):,.0f} events/week"
+    )
+
+
+@app.command("score-and-send")
+def score_and_send(
+    date: Annotated[str, typer.Option("--date", help="Run date YYYY-MM-DD (as_of = its 00:00 UTC).")],
+    source: SourceOpt = None,
+    spec: Annotated[Path, typer.Option("--spec", help="EventSpec from `pltv design`.")] = Path(
+        "eventspec.json"
+    ),
+    pixel_id: Annotated[str | None, typer.Option("--pixel-id", help="Meta pixel / dataset id.")] = None,
+    graph_url: Annotated[
+        str | None, typer.Option("--graph-url", help="Graph API base URL (the sandbox's for staging).")
+    ] = None,
+    test_event_code: Annotated[
+        str | None, typer.Option("--test-event-code", help="Meta Test Events code (passed through).")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Write the request bodies (no token) to an outbox; send nothing."),
+    ] = False,
+    ledger: Annotated[Path | None, typer.Option("--ledger", help="Delivery ledger (DuckDB file).")] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now", help="Replay clock (UTC ISO) for staging against the sandbox; refused for Meta."
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The daily job: score users who reached the send day and send their events through CAPI.
+
+    Exit codes: 0 every eligible event sent or skipped for a stated reason; 1 some events failed after
+    retries (see `pltv status`); 2 the run could not start (bad token, missing spec/model, unreadable
+    source, bad options); 3 Meta refused the token or permissions mid-run (nothing more was sent).
+    """
+    from datetime import UTC
+
+    from activation.client import ClientConfig
+    from activation.daily import DailyOptions, exit_code, run_daily
+    from activation.errors import AccessDenied, ActivationError
+
+    cfg = _config(config).replace("source", path=source)
+    cfg = cfg.replace("capi", pixel_id=pixel_id, graph_url=graph_url, ledger=str(ledger) if ledger else None)
+    try:
+        run_date = datetime.strptime(date, "%Y-%m-%d").date()
+        clock = None
+        if now is not None:
+            if "graph.facebook.com" in cfg.capi.graph_url:
+                raise ValueError(
+                    "--now replays history against a sandbox; it is refused for Meta's Graph API"
+                )
+            clock = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    token = os.environ.get("META_ACCESS_TOKEN")
+    if not dry_run:
+        if not token:
+            raise _fail(
+                RuntimeError("META_ACCESS_TOKEN is not set: export the system-user token (or use --dry-run)")
+            )
+        if not cfg.capi.pixel_id:
+            raise _fail(RuntimeError("no pixel id: pass --pixel-id or set [capi] pixel_id in pltv.toml"))
+    client = None
+    if cfg.capi.pixel_id:
+        client = ClientConfig(
+            pixel_id=cfg.capi.pixel_id,
+            access_token=token or "",
+            app_secret=os.environ.get("META_APP_SECRET") or None,
+            graph_url=cfg.capi.graph_url,
+            api_version=cfg.capi.api_version,
+            test_event_code=test_event_code,
+        )
+    options = DailyOptions(
+        run_date=run_date,
+        spec_path=spec,
+        source=cfg.source,
+        tracking_uri=cfg.mlflow.tracking_uri,
+        ledger_path=Path(cfg.capi.ledger),
+        client=client,
+        dry_run=dry_run,
+        default_region=cfg.capi.default_region,
+    )
+    try:
+        report = run_daily(options, now=clock)
+    except AccessDenied as exc:
+        raise _fail(exc, code=3) from exc
+    except (PltvError, ActivationError) as exc:
+        raise _fail(exc) from exc
+    typer.echo(report.render())
+    raise typer.Exit(exit_code(report))
+
+
+@app.command("status")
+def status(
+    ledger: Annotated[Path | None, typer.Option("--ledger", help="Delivery ledger (DuckDB file).")] = None,
+    days: Annotated[int, typer.Option("--days", min=1, help="How many recent send dates to show.")] = 7,
+    config: ConfigOpt = None,
+) -> None:
+    """Per day and per run: sent / skipped / failed / pending, the last errors, the catch-up backlog."""
+    from activation.errors import ActivationError
+    from activation.status import render_status
+
+    path = Path(ledger or _config(config).capi.ledger)
+    if not path.exists():
+        raise _fail(RuntimeError(f"no ledger at {path}: run `pltv score-and-send` first (or pass --ledger)"))
+    try:
+        typer.echo(render_status(path, days=days))
+    except ActivationError as exc:
+        raise _fail(exc) from exc
+
+
 def main() -> None:
     """Console entry point."""
     # MLflow's telemetry stays off in the toolkit's own processes.
