@@ -10,7 +10,8 @@ The choice rule (documented in ``docs/architecture.md`` and configurable through
 among candidates that break no rule, take the best future-only Gini — the honest measure of what the
 model knows beyond the revenue already seen at the send day; candidates within ``tolerance`` of that best
 count as equally good, and among those the earliest send day wins (earlier signal, more of Meta's time
-budget left); ties then go to the higher future-only Gini, then the lower decile calibration error.
+budget left); ties then go to the higher future-only Gini, then the lower decile calibration error, then
+the mode order ``append_value`` (Meta's official delayed pLTV) > ``custom_value`` > ``threshold``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from activation.valuemap import KINDS, fit_mapping
 from pltv import metrics
 
 THRESHOLD_SHARES = (0.05, 0.10, 0.20, 0.30, 0.50)
+#: On equal quality: Meta's official delayed pLTV first, then value optimization, then count optimization.
+MODE_PREFERENCE = ("append_value", "custom_value", "threshold")
 #: Meta's standard event names: a custom event must not reuse one.
 STANDARD_EVENTS = frozenset(
     {
@@ -127,7 +130,11 @@ def score(candidate: Candidate, holdout: pd.DataFrame, population: Population) -
         cut = float(np.quantile(pred, 1 - candidate.top_share))
         fires = pred >= cut
         values = fires.astype(float)
-        top_true = actual >= np.quantile(actual, 1 - candidate.top_share)
+        # the true top share by rank (stable), among users who actually paid: zeros are never "top"
+        k = int(round(candidate.top_share * len(actual)))
+        top_true = np.zeros(len(actual), dtype=bool)
+        top_true[np.argsort(-actual, kind="stable")[:k]] = True
+        top_true &= actual > 0
         hits = float(np.sum(fires & top_true))
         out = {
             "threshold": cut,
@@ -198,16 +205,19 @@ def rules_broken(
 def _rank(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
     ok = table["broken"].str.len() == 0
     best = table.loc[ok, "future_gini"].max() if ok.any() else np.nan
+    within = ok & (table["future_gini"] >= best - tolerance)
     table = table.assign(
         eligible=ok,
-        within_tolerance=ok & (table["future_gini"] >= best - tolerance),
+        within_tolerance=within,
+        _day=np.where(within, table["send_day"], 0),  # earliest day first only among the equally good
+        _mode=table["mode"].map({m: i for i, m in enumerate(MODE_PREFERENCE)}),
         _mape=table["decile_mape"].fillna(np.inf),
     )
     table = table.sort_values(
-        ["eligible", "within_tolerance", "send_day", "future_gini", "_mape"],
-        ascending=[False, False, True, False, True],
+        ["eligible", "within_tolerance", "_day", "future_gini", "_mape", "_mode"],
+        ascending=[False, False, True, False, True, True],
         kind="stable",
-    ).drop(columns="_mape")
+    ).drop(columns=["_day", "_mode", "_mape"])
     return table.reset_index(drop=True)
 
 
@@ -233,8 +243,19 @@ def choose(table: pd.DataFrame, options: DesignOptions) -> tuple[pd.DataFrame, p
     if len(later):
         gain = later["future_gini"].max() - winner["future_gini"]
         reason += f"; waiting longer would gain at most {gain:+.3f} future-only Gini"
+    earlier = ranked[ranked["eligible"] & (ranked["send_day"] < winner["send_day"])]
+    if len(earlier):
+        e = earlier.sort_values("future_gini", ascending=False).iloc[0]
+        reason += (
+            f"; the best earlier send day ({e['candidate']}) reaches only {e['future_gini']:.3f}, "
+            f"more than {options.tolerance:.3f} below"
+        )
     if winner["mode"] != "threshold":
         reason += f"; its values track actual LTV with Pearson {winner['pearson']:.2f}"
+    same = ranked[ranked["eligible"] & (ranked["send_day"] == winner["send_day"])
+                  & (ranked["future_gini"] == winner["future_gini"]) & (ranked["mode"] != winner["mode"])]  # fmt: skip
+    if len(same):
+        reason += f"; on equal quality the mode order is {' > '.join(MODE_PREFERENCE)}"
     return ranked, winner, reason
 
 
@@ -340,7 +361,7 @@ def render_table(result: DesignResult, limit: int | None = None) -> str:
             break
 
         def f(v, fmt):
-            return format(v, fmt) if pd.notna(v) else "-"
+            return format(v, fmt) if pd.notna(v) else "-".rjust(int(fmt.split(".")[0]))
 
         verdict = (
             "WINNER"

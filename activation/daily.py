@@ -1,0 +1,293 @@
+"""The daily job: score the users who reached the send day and deliver their events, exactly once in effect.
+
+For run date ``D`` (``as_of`` = ``D`` 00:00 UTC):
+
+1. select the users whose send moment ``signup_at + send_day days`` fell on the day before ``D``, plus the
+   catch-up: earlier users still inside Meta's 7-day window whose event has no ledger row yet (or was left
+   ``pending`` by a dead run, or ran out of retries);
+2. in bounded chunks (memory does not grow with the number of users): compute their features with the
+   training SQL (:func:`pltv.features.build_features`), score them with the model version the spec pins,
+   map values as the spec says, normalize and hash identifiers, build events (skips get reasons);
+3. deliver through the client and the ledger (:func:`activation.delivery.deliver`), or with ``dry_run``
+   write the exact request bodies (without the token) to an outbox file and send nothing.
+
+The run's :class:`DailyReport` says what happened; :func:`exit_code` turns it into the CLI's exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from activation.client import CapiClient, ClientConfig
+from activation.delivery import deliver
+from activation.errors import ActivationError
+from activation.events import build_events, chunk, estimate_match_quality, event_id_for
+from activation.identity import hash_identifiers
+from activation.ledger import Ledger, RunInfo
+from activation.redaction import log_event
+from activation.report import population_stability_index
+from activation.spec import EventSpec, load_spec
+from pltv.config import SourceConfig
+from pltv.sources import IDENTIFIERS, open_source
+
+log = logging.getLogger("activation.daily")
+
+DELIVERY_COLUMNS = (
+    "consent", "ldu", "event_source_url", "conversion_event_name", "conversion_event_id",
+    "conversion_order_id", "conversion_sent_at",
+)  # fmt: skip
+PSI_WARNING = 0.2
+
+
+class DailyRunError(ActivationError, RuntimeError):
+    """The daily run could not start (spec, model, source or configuration)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DailyOptions:
+    run_date: date
+    spec_path: Path
+    source: SourceConfig
+    tracking_uri: str
+    ledger_path: Path
+    client: ClientConfig | None  # None only for dry runs
+    dry_run: bool = False
+    outbox_dir: Path | None = None  # dry runs: where request bodies go (default: beside the ledger)
+    chunk_size: int = 50_000
+    catch_up_days: float = 7.0
+    default_region: str = "US"
+
+
+@dataclass
+class DailyReport:
+    run_id: str
+    run_date: date
+    spec_id: str
+    model: str
+    eligible: int = 0  # users selected (the day's + catch-up)
+    catch_up: int = 0
+    planned: int = 0
+    sent: int = 0
+    already_done: int = 0
+    failed: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    failures: Counter = field(default_factory=Counter)  # (code, subcode) -> events
+    match_quality: Any = None
+    psi: float | None = None
+    value_quantiles: dict[str, float] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    dry_run: bool = False
+    outbox: Path | None = None
+
+    def render(self) -> str:
+        lines = [
+            f"run {self.run_id} for {self.run_date} (spec {self.spec_id}, model {self.model})"
+            + (" — DRY RUN, nothing sent" if self.dry_run else ""),
+            f"  eligible users   {self.eligible:>9,}  (catch-up {self.catch_up:,})",
+            f"  events planned   {self.planned:>9,}",
+            f"  sent             {self.sent:>9,}"
+            + (f"  (+{self.already_done:,} already sent)" if self.already_done else ""),
+            f"  failed           {self.failed:>9,}"
+            + (
+                "  " + ", ".join(f"code {c}/{s}: {n:,}" for (c, s), n in self.failures.items())
+                if self.failures
+                else ""
+            ),
+            f"  skipped          {sum(self.skipped.values()):>9,}"
+            + (
+                "  " + ", ".join(f"{r}: {n:,}" for r, n in self.skipped.most_common()) if self.skipped else ""
+            ),
+        ]
+        if self.match_quality is not None and self.planned:
+            lines.append(f"  match quality    {self.match_quality.render().splitlines()[0]}")
+        if self.value_quantiles:
+            q = self.value_quantiles
+            lines.append(
+                f"  values           p10={q['p10']:.2f} p50={q['p50']:.2f} p90={q['p90']:.2f} max={q['max']:.2f}"
+            )
+        if self.psi is not None:
+            flag = (
+                "  WARNING: the score distribution drifted from the holdout" if self.psi > PSI_WARNING else ""
+            )
+            lines.append(f"  PSI vs holdout   {self.psi:>9.3f}{flag}")
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.stage_seconds.items())
+        lines.append(f"  duration         {self.seconds:>8.1f}s  ({stages})")
+        if self.outbox:
+            lines.append(f"  outbox           {self.outbox}")
+        return "\n".join(lines)
+
+
+def exit_code(report: DailyReport) -> int:
+    """0: every eligible event sent or skipped for a stated reason; 1: some failed after retries."""
+    return 1 if report.failed else 0
+
+
+def _day_start(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day)
+
+
+def _select(con, ledger: Ledger, spec: EventSpec, as_of: datetime, catch_up_days: float) -> pd.DataFrame:
+    """The day's users plus catch-up users, with their event ids, ordered by send moment."""
+    window_start = as_of - timedelta(days=catch_up_days)
+    frame = con.execute(
+        "SELECT user_id, signup_at + to_days(CAST($d AS INTEGER)) AS send_at FROM users "
+        "WHERE signup_at + to_days(CAST($d AS INTEGER)) >= $start "
+        "AND signup_at + to_days(CAST($d AS INTEGER)) < $as_of ORDER BY send_at, user_id",
+        {"d": spec.send_day, "start": window_start, "as_of": as_of},
+    ).df()
+    frame["event_id"] = [event_id_for(spec.spec_id, u) for u in frame["user_id"]]
+    states = ledger.states(frame["event_id"])
+    frame["state"] = frame["event_id"].map(states)
+    today = frame["send_at"] >= as_of - timedelta(days=1)
+    open_state = frame["state"].isna() | frame["state"].isin(["pending"])
+    frame["catch_up"] = ~today
+    return frame[today | open_state].reset_index(drop=True)
+
+
+def _users(con, user_ids: list[str], columns: list[str]) -> pd.DataFrame:
+    con.register("_ids", pd.DataFrame({"user_id": user_ids}))
+    try:
+        cols = ", ".join(f'u."{c}"' for c in columns)
+        return con.execute(f"SELECT u.user_id, {cols} FROM users u JOIN _ids USING (user_id)").df()
+    finally:
+        con.unregister("_ids")
+
+
+def _outbox_write(path: Path, payloads: list[dict], client: ClientConfig | None) -> None:
+    """The request bodies the live run would POST, minus ``access_token``/``appsecret_proof``."""
+    extra = {}
+    if client is not None:
+        extra = {k: getattr(client, k) for k in ("test_event_code", "partner_agent") if getattr(client, k)}
+    with path.open("a", encoding="utf-8") as fh:
+        for batch in chunk(payloads, client.batch_size if client else 1000):
+            fh.write(json.dumps({"data": list(batch), **extra}, separators=(",", ":")) + "\n")
+
+
+def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None) -> DailyReport:
+    """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry."""
+    from pltv.features import build_features
+    from pltv.registry import load_model
+
+    t0 = time.perf_counter()
+    now = now or datetime.now(UTC)
+    spec = load_spec(options.spec_path)
+    settings = spec.event_settings()
+    if model is None:
+        from activation.design_io import check_spec_model
+
+        check_spec_model(spec, options.tracking_uri)
+        try:
+            model = load_model(options.tracking_uri, spec.model_name, spec.model_version)
+        except Exception as exc:  # the registry's own errors name what is missing
+            raise DailyRunError(
+                f"cannot load model {spec.model_name} version {spec.model_version} pinned by the spec "
+                f"from {options.tracking_uri}: {exc}"
+            ) from exc
+    if not options.dry_run and options.client is None:
+        raise DailyRunError("a live run needs a client configuration (pixel id and META_ACCESS_TOKEN)")
+    run_id = f"run-{options.run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    report = DailyReport(
+        run_id=run_id, run_date=options.run_date, spec_id=spec.spec_id,
+        model=f"{spec.model_name}/{spec.model_version}", dry_run=options.dry_run,
+    )  # fmt: skip
+    as_of = _day_start(options.run_date)
+    values_sent: list[np.ndarray] = []
+    stage = Counter()
+
+    def timed(name: str, t: float) -> None:
+        stage[name] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    try:
+        source = open_source(options.source)
+    except Exception as exc:
+        raise DailyRunError(f"cannot open the source: {exc}") from exc
+    timed("source", t)
+    outbox = None
+    if options.dry_run:
+        folder = options.outbox_dir or options.ledger_path.parent / "outbox"
+        folder.mkdir(parents=True, exist_ok=True)
+        outbox = folder / f"{options.run_date:%Y-%m-%d}-{run_id}.jsonl"
+        outbox.write_text("")
+        report.outbox = outbox
+    user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY_COLUMNS) if c in source.user_columns]
+    with source, Ledger(options.ledger_path) as ledger:
+        t = time.perf_counter()
+        selected = _select(source.con, ledger, spec, as_of, options.catch_up_days)
+        timed("select", t)
+        report.eligible, report.catch_up = len(selected), int(selected["catch_up"].sum())
+        log_event(log, "activation.daily_started", run_id=run_id, eligible=report.eligible,
+                  catch_up=report.catch_up, spec_id=spec.spec_id)  # fmt: skip
+        run = RunInfo(run_id=run_id, spec_id=spec.spec_id, send_date=options.run_date,
+                      model_version=str(spec.model_version))  # fmt: skip
+        client = None if options.dry_run else CapiClient(options.client)
+        all_user_data = []
+        try:
+            for start in range(0, len(selected), options.chunk_size):
+                part = selected.iloc[start : start + options.chunk_size]
+                t = time.perf_counter()
+                feats = build_features(
+                    source.con, send_day=spec.send_day, as_of=as_of, horizon_days=spec.horizon_days,
+                    population="send_window", send_from=part["send_at"].iloc[0],
+                    send_to=part["send_at"].iloc[-1] + timedelta(microseconds=1),
+                    event_names=getattr(model, "event_names", None),
+                )  # fmt: skip
+                feats = feats[feats["user_id"].isin(set(part["user_id"]))].reset_index(drop=True)
+                timed("features", t)
+                t = time.perf_counter()
+                predicted = np.asarray(model.predict(feats), dtype=float)
+                value = predicted if spec.mode == "threshold" else spec.value_mapping.apply(predicted)
+                timed("score", t)
+                t = time.perf_counter()
+                users = _users(source.con, feats["user_id"].tolist(), user_cols)
+                users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
+                users["predicted_ltv"] = value
+                user_data, _identity = hash_identifiers(users[[c for c in user_cols if c in IDENTIFIERS
+                                                               or c == "country"]],
+                                                        default_region=options.default_region)  # fmt: skip
+                plan = build_events(users, user_data, settings, now=now)
+                timed("hash+build", t)
+                report.planned += len(plan.events)
+                report.skipped.update(plan.skip_reasons())
+                all_user_data.extend(e.payload["user_data"] for e in plan.events)
+                values_sent.append(np.array([e.value for e in plan.events]))
+                t = time.perf_counter()
+                if options.dry_run:
+                    _outbox_write(outbox, [e.payload for e in plan.events], options.client)
+                else:
+                    delivery = deliver(plan.events, plan.skipped, client=client, ledger=ledger, run=run)
+                    report.sent += delivery.sent
+                    report.failed += delivery.failed
+                    report.already_done += delivery.already_done
+                    report.failures.update(delivery.failures)
+                timed("deliver", t)
+        finally:
+            if client is not None:
+                client.close()
+        report.match_quality = estimate_match_quality(all_user_data)
+    sent_values = np.concatenate(values_sent) if values_sent else np.zeros(0)
+    if len(sent_values):
+        report.value_quantiles = {
+            "p10": float(np.quantile(sent_values, 0.1)), "p50": float(np.quantile(sent_values, 0.5)),
+            "p90": float(np.quantile(sent_values, 0.9)), "max": float(sent_values.max()),
+        }  # fmt: skip
+        ref = spec.value_reference
+        if ref:
+            report.psi = population_stability_index(ref["edges"], ref["shares"], sent_values)
+    report.stage_seconds = {k: round(v, 3) for k, v in stage.items()}
+    report.seconds = time.perf_counter() - t0
+    log_event(log, "activation.daily_finished", run_id=run_id, sent=report.sent, failed=report.failed,
+              skipped=sum(report.skipped.values()), seconds=round(report.seconds, 2))  # fmt: skip
+    return report

@@ -1,0 +1,65 @@
+"""``pltv status``: what the ledger says happened, per send date and per run, and what is still owed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from activation.errors import LedgerError
+from activation.ledger import TABLE, Ledger
+
+
+def render_status(path: str | Path, *, days: int = 7) -> str:
+    """Text report of the ``days`` most recent send dates of the ledger at ``path`` (opened read-only)."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise LedgerError(
+            f"cannot open the ledger {path} ({type(exc).__name__}); is a run writing it?"
+        ) from exc
+    try:
+        ledger = Ledger(con)
+        rows = con.execute(
+            f"""
+            WITH recent AS (SELECT DISTINCT send_date FROM {TABLE} ORDER BY send_date DESC LIMIT ?)
+            SELECT send_date, run_id, spec_id, min(created_at) AS started,
+                   count(*) FILTER (WHERE state = 'sent') AS sent,
+                   count(*) FILTER (WHERE state = 'skipped') AS skipped,
+                   count(*) FILTER (WHERE state = 'failed') AS failed,
+                   count(*) FILTER (WHERE state = 'pending') AS pending
+            FROM {TABLE} JOIN recent USING (send_date)
+            GROUP BY ALL ORDER BY send_date DESC, started DESC
+            """,
+            [days],
+        ).fetchall()
+        backlog = con.execute(
+            f"SELECT count(*) FILTER (WHERE state = 'pending'), "
+            f"count(*) FILTER (WHERE state = 'failed' AND reason = 'retries_exhausted') FROM {TABLE}"
+        ).fetchone()
+        lines = [
+            f"{'send date':<11} {'run':<22} {'spec':<22} {'sent':>8} {'skipped':>8} {'failed':>7} {'pending':>8}"
+        ]
+        for send_date, run_id, spec_id, _started, sent, skipped, failed, pending in rows:
+            lines.append(
+                f"{send_date!s:<11} {run_id:<22} {spec_id:<22} {sent:>8,} {skipped:>8,} {failed:>7,} {pending:>8,}"
+            )
+        if not rows:
+            lines.append("(the ledger is empty)")
+        total = ledger.summary()
+        if total.skip_reasons:
+            lines.append(
+                "skipped by reason: " + ", ".join(f"{r}={n:,}" for r, n in total.skip_reasons.items())
+            )
+        for e in total.last_errors:
+            lines.append(
+                f"last error: code {e['error_code']}/{e['error_subcode']} on {e['events']:,} event(s), "
+                f"fbtrace_id {e['fbtrace_id']}: {e['error_message']}"
+            )
+        lines.append(
+            f"catch-up backlog: {backlog[0]:,} pending (an interrupted run; the next run re-sends them), "
+            f"{backlog[1]:,} failed after retries (retried by the next run)"
+        )
+        return "\n".join(lines)
+    finally:
+        con.close()
