@@ -20,8 +20,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pycountry
 
@@ -65,6 +67,8 @@ INSUFFICIENT_COMBINATIONS: tuple[frozenset[str], ...] = (
 )
 
 _MUST_HASH = frozenset(HASHED_KEYS) - {"external_id"}  # Meta recommends hashing external_id, not requires
+_MAX_COMBINATION = max(len(c) for c in INSUFFICIENT_COMBINATIONS)
+_is_hex64 = re.compile(r"[0-9a-f]{64}").fullmatch  # is_sha256 for a str, without the call overhead
 _CUSTOM_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,50}$")
 
 
@@ -77,13 +81,14 @@ def unix_seconds(now: float | int | datetime) -> int:
     return int(now)
 
 
+@lru_cache(maxsize=1)
+def _currency_codes() -> frozenset[str]:
+    return frozenset(c.alpha_3.upper() for c in pycountry.currencies)
+
+
 def is_currency(code: str) -> bool:
     """True for an ISO 4217 alphabetic code (any case)."""
-    return (
-        isinstance(code, str)
-        and len(code) == 3
-        and pycountry.currencies.get(alpha_3=code.upper()) is not None
-    )
+    return isinstance(code, str) and len(code) == 3 and code.upper() in _currency_codes()
 
 
 def event_id_for(spec_id: str, user_id: Any) -> str:
@@ -194,7 +199,13 @@ def _reject(subcode: int, reason: str, message: str) -> Rejection:
 
 
 def _is_number(v: Any) -> bool:
+    if type(v) is float:  # the common case first
+        return math.isfinite(v)
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_mapping(v: Any) -> bool:
+    return type(v) is dict or isinstance(v, Mapping)
 
 
 def validate_event(
@@ -208,7 +219,7 @@ def validate_event(
 
     Messages name fields and rules, never values.
     """
-    if not isinstance(event, Mapping):
+    if not _is_mapping(event):
         return _reject(SUBCODE_INVALID_FIELD, "malformed_event", "Each event in data must be a JSON object")
     name = event.get("event_name")
     if not isinstance(name, str) or not name:
@@ -233,12 +244,18 @@ def validate_event(
             SUBCODE_MISSING_FIELD, "missing_action_source", "action_source is required and must be valid"
         )
     user_data = event.get("user_data")
-    if not isinstance(user_data, Mapping) or not user_data:
+    if not _is_mapping(user_data) or not user_data:
         return _reject(
             SUBCODE_MISSING_FIELD, "no_user_data", "user_data with at least one parameter is required"
         )
-    keys = set()
+    keys = set(user_data)
     for key, value in user_data.items():
+        if type(value) is str and value:  # the common case, checked without building a list
+            if key in _MUST_HASH and not _is_hex64(value):
+                return _reject(
+                    SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed"
+                )
+            continue
         values = value if isinstance(value, list) else [value]
         if not values or not all(isinstance(v, str) and v for v in values):
             return _reject(
@@ -246,8 +263,7 @@ def validate_event(
             )
         if key in _MUST_HASH and not all(is_sha256(v) for v in values):
             return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
-        keys.add(key)
-    if any(keys <= combo for combo in INSUFFICIENT_COMBINATIONS):
+    if len(keys) <= _MAX_COMBINATION and any(keys <= combo for combo in INSUFFICIENT_COMBINATIONS):
         return _reject(
             SUBCODE_INSUFFICIENT_INFO,
             "insufficient_customer_information",
@@ -263,7 +279,7 @@ def validate_event(
                 SUBCODE_MISSING_FIELD, "missing_client_user_agent", "website events need client_user_agent"
             )
     custom = event.get("custom_data") or {}
-    if not isinstance(custom, Mapping):
+    if not _is_mapping(custom):
         return _reject(SUBCODE_INVALID_FIELD, "bad_custom_data", "custom_data must be an object")
     for num in ("value", "predicted_ltv"):
         if num in custom and not _is_number(custom[num]):
@@ -276,7 +292,7 @@ def validate_event(
         )
     if name == APPEND_VALUE:
         original = event.get("original_event_data")
-        if not isinstance(original, Mapping) or not original.get("event_name"):
+        if not _is_mapping(original) or not original.get("event_name"):
             return _reject(
                 SUBCODE_MISSING_FIELD,
                 "missing_original_event",
@@ -413,20 +429,185 @@ def build_event(
 def build_events(
     users: pd.DataFrame, user_data: pd.DataFrame, settings: EventSettings, *, now: float | datetime
 ) -> EventPlan:
-    """Events for every row of ``users`` (aligned with ``user_data`` on the index), plus skips and EMQ."""
-    from activation.identity import user_data_records
+    """Events for every row of ``users`` (aligned with ``user_data`` on the index), plus skips and EMQ.
 
-    records = users.to_dict("records")
-    uds = (
-        user_data_records(user_data.reindex(users.index)) if len(user_data.columns) else [{} for _ in records]
+    Column-wise: the same rules as :func:`build_event` (a test proves identical payloads and skips),
+    with ``event_id``, ``event_time``, values and the skip reasons that need no payload computed over
+    whole columns; the payload of each sendable user is then checked with :func:`validate_event`.
+    """
+    n = len(users)
+    now_s = unix_seconds(now)
+    event_name = settings.event_name or ""
+    event_ids = [event_id_for(settings.spec_id, u) for u in users["user_id"].tolist()]
+    has_time, event_time = _event_times(users, "signup_at", settings.send_day)
+    value = _floats(users, "predicted_ltv")
+    finite = np.isfinite(value)
+    skip_value = np.where(finite, value, 0.0).tolist()
+    consent = _column(users, "consent")
+    no_consent = (
+        np.zeros(n, dtype=bool)
+        if consent is None
+        else np.fromiter((c is not None and not c for c in consent), dtype=bool, count=n)
     )
+    with np.errstate(invalid="ignore"):
+        reasons: list[tuple[str, np.ndarray]] = [
+            ("no_consent", no_consent),
+            ("missing_signup_at", ~has_time),
+            ("non_positive_value", ~finite | (value <= 0)),
+            (
+                "below_threshold",
+                np.full(n, settings.mode == "threshold") & (value < (settings.threshold or 0.0)),
+            ),
+            ("too_old", event_time < now_s - int(settings.max_age_days * DAY)),
+            ("in_future", event_time > now_s),
+        ]
+    reason = np.select([m for _, m in reasons], [r for r, _ in reasons], default="").tolist()
+    candidates = [i for i, r in enumerate(reason) if not r]
+    uds = _user_data_dicts(user_data.reindex(users.index), candidates, n)
+    times = event_time.tolist()
+    rounded = [round(v, 2) for v in value.tolist()]
+    urls = _column(users, "event_source_url") or [None] * n
+    ldu = _column(users, "ldu") or [None] * n
+    conversion = (
+        [
+            _column(users, c) or [None] * n
+            for c in ("conversion_event_name", "conversion_event_id", "conversion_order_id")
+        ]
+        if settings.mode == "append_value"
+        else None
+    )
+    sent_present, sent_s = _event_times(users, "conversion_sent_at", 0)
+    sent_present_l, sent_s_l = sent_present.tolist(), sent_s.tolist()
+    append_window = int(settings.append_window_days * DAY)
+    payloads: dict[int, dict[str, Any]] = {}
+    for i in candidates:
+        ud = uds[i]
+        if not ud:
+            reason[i] = "no_match_key"
+            continue
+        custom: dict[str, Any] = {"currency": settings.currency}
+        payload: dict[str, Any] = {
+            "event_name": event_name,
+            "event_time": times[i],
+            "event_id": event_ids[i],
+            "action_source": settings.action_source,
+            "user_data": ud,
+            "custom_data": custom,
+        }
+        url = urls[i] or settings.event_source_url
+        if url:
+            payload["event_source_url"] = str(url)
+        if conversion is not None:
+            conv_name, conv_id, order_id = (c[i] for c in conversion)
+            if not conv_name or not (conv_id or order_id):
+                reason[i] = "missing_conversion_ids"
+                continue
+            if not sent_present_l[i] or now_s > sent_s_l[i] + append_window:
+                reason[i] = "outside_append_window"
+                continue
+            original: dict[str, Any] = {"event_name": str(conv_name)}
+            if conv_id:
+                original["event_id"] = str(conv_id)
+            if order_id:
+                original["order_id"] = str(order_id)
+            payload["original_event_data"] = original
+            custom["predicted_ltv"] = rounded[i]
+        else:
+            custom["value"] = rounded[i]
+            if settings.include_predicted_ltv:
+                custom["predicted_ltv"] = rounded[i]
+        if ldu[i]:
+            payload["data_processing_options"] = ["LDU"]
+            payload["data_processing_options_country"] = 0
+            payload["data_processing_options_state"] = 0
+        rejection = validate_event(
+            payload, now=now_s, max_age_days=settings.max_age_days, future_tolerance_s=0
+        )
+        if rejection is not None:
+            reason[i] = rejection.reason
+            continue
+        payloads[i] = payload
     events: list[PlannedEvent] = []
     skipped: list[SkippedEvent] = []
-    for user, ud in zip(records, uds, strict=True):
-        out = build_event(user, ud, settings, now=now)
-        (events if isinstance(out, PlannedEvent) else skipped).append(out)  # type: ignore[arg-type]
+    for i, r in enumerate(reason):
+        if r:
+            skipped.append(SkippedEvent(event_ids[i], event_name, times[i], skip_value[i], r))
+        else:
+            events.append(PlannedEvent(event_ids[i], event_name, times[i], rounded[i], payloads[i]))
     quality = estimate_match_quality(e.payload["user_data"] for e in events)
     return EventPlan(events=events, skipped=skipped, match_quality=quality)
+
+
+def _column(frame: pd.DataFrame, name: str) -> list[Any] | None:
+    """A column as a list with missing values (``pd.isna``) as None; None when the column is absent."""
+    if name not in frame.columns:
+        return None
+    col = frame[name]
+    values = col.tolist()
+    for i in np.flatnonzero(col.isna().to_numpy()).tolist():
+        values[i] = None
+    return values
+
+
+def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """``float(v)`` per row (NaN when missing), as :func:`build_event` reads ``predicted_ltv``."""
+    col = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    values = _column(frame, name) or []
+    return np.array([float(v) if v is not None else math.nan for v in values], dtype=float)
+
+
+def _event_times(frame: pd.DataFrame, name: str, send_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """(present, unix seconds of the timestamp + ``send_day`` days) per row, as :func:`build_event`.
+
+    Naive times are UTC. Naive or UTC datetime64 columns are converted as a whole (microseconds, then
+    the same true division and truncation as ``int(datetime.timestamp())``); other columns once per
+    unique value (other time zones too: an aware datetime + days is wall-clock arithmetic across DST).
+    """
+    n = len(frame)
+    if name not in frame.columns:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+    col = frame[name]
+    present = col.notna().to_numpy()
+    if _is_utc_datetime64(col):
+        raw = (col.dt.tz_localize(None) if col.dt.tz is not None else col).to_numpy()
+        unit = np.datetime_data(raw.dtype)[0]
+        ticks = np.where(present, raw.view(np.int64), 0)
+        # to microseconds like Timestamp.to_pydatetime (nanoseconds floored away)
+        us = ticks // 1_000 if unit == "ns" else ticks * {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+        us = us + send_day * DAY * 1_000_000
+        seconds = np.trunc(us / 1e6).astype(np.int64)  # int(total_seconds()): true division, truncation
+    else:
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        shift = timedelta(days=send_day)
+        per_unique = np.array([unix_seconds(_ts(u) + shift) for u in uniques.tolist()] + [0], dtype=np.int64)
+        seconds = per_unique[codes]  # the sentinel -1 picks the trailing 0
+        present = codes >= 0
+    return present, np.where(present, seconds, 0)
+
+
+def _is_utc_datetime64(col: pd.Series) -> bool:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        return str(col.dtype.tz) in ("UTC", "Etc/UTC")
+    return pd.api.types.is_datetime64_dtype(col.dtype)
+
+
+def _user_data_dicts(frame: pd.DataFrame, rows: Sequence[int], n: int) -> list[dict[str, Any]]:
+    """Per row, the ``user_data`` keys with a value (as :func:`build_event` filters them), rows only."""
+    uds: list[dict[str, Any]] = [{} for _ in range(n)]
+    wanted = np.zeros(n, dtype=bool)
+    wanted[np.asarray(rows, dtype=np.int64)] = True
+    for key in frame.columns:
+        if key not in USER_DATA_KEYS:
+            continue
+        col = frame[key]
+        values = col.tolist()
+        for i in np.flatnonzero(wanted & col.notna().to_numpy()).tolist():
+            v = values[i]
+            if v:
+                uds[i][key] = v
+    return uds
 
 
 # --------------------------------------------------------------------------------------------------------

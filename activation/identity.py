@@ -88,7 +88,7 @@ COLUMN_KEYS: Mapping[str, str] = {
     "anon_id": "anon_id",
 }
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _CLICK_ID_RE = re.compile(r"^fb\.\d+\.\d+\.\S+$")
 _WS_RE = re.compile(r"\s+")
@@ -103,7 +103,7 @@ def sha256_hex(normalized: str) -> str:
 
 def is_sha256(value: str) -> bool:
     """True for a 64-character lowercase hex string (an already-hashed match key)."""
-    return bool(_SHA256_RE.match(value))
+    return bool(_SHA256_RE.fullmatch(value))  # fullmatch: "$" would also accept a trailing newline
 
 
 # --------------------------------------------------------------------------------------------------------
