@@ -138,9 +138,12 @@ def _day_start(d: date) -> datetime:
     return datetime(d.year, d.month, d.day)
 
 
-def _select(con, ledger: Ledger, spec: EventSpec, as_of: datetime, catch_up_days: float) -> pd.DataFrame:
-    """The day's users plus catch-up users, with their event ids, ordered by send moment."""
-    window_start = as_of - timedelta(days=catch_up_days)
+def _select(
+    con, ledger: Ledger, spec: EventSpec, as_of: datetime, now: datetime, catch_up_days: float
+) -> pd.DataFrame:
+    """The day's users plus catch-up users still inside Meta's window, with event ids, by send moment."""
+    now_naive = now.astimezone(UTC).replace(tzinfo=None)
+    window_start = min(as_of - timedelta(days=1), now_naive - timedelta(days=catch_up_days))
     frame = con.execute(
         "SELECT user_id, signup_at + to_days(CAST($d AS INTEGER)) AS send_at FROM users "
         "WHERE signup_at + to_days(CAST($d AS INTEGER)) >= $start "
@@ -225,7 +228,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY_COLUMNS) if c in source.user_columns]
     with source, Ledger(options.ledger_path) as ledger:
         t = time.perf_counter()
-        selected = _select(source.con, ledger, spec, as_of, options.catch_up_days)
+        selected = _select(source.con, ledger, spec, as_of, now, options.catch_up_days)
         timed("select", t)
         report.eligible, report.catch_up = len(selected), int(selected["catch_up"].sum())
         log_event(log, "activation.daily_started", run_id=run_id, eligible=report.eligible,

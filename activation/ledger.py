@@ -100,7 +100,12 @@ class Ledger:
         self._own = not isinstance(con, duckdb.DuckDBPyConnection)
         try:
             self.con = duckdb.connect(str(con)) if self._own else con
-            self.con.execute(_SCHEMA)
+            exists = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
+                [TABLE],
+            ).fetchall()[0][0]
+            if not exists:  # a read-only connection (``pltv status``) works on an existing ledger
+                self.con.execute(_SCHEMA)
         except duckdb.Error as exc:
             raise LedgerError(f"cannot open the delivery ledger ({type(exc).__name__}): {exc}") from exc
         self._clock = clock

@@ -36,7 +36,7 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
         backlog = con.execute(
             f"SELECT count(*) FILTER (WHERE state = 'pending'), "
             f"count(*) FILTER (WHERE state = 'failed' AND reason = 'retries_exhausted') FROM {TABLE}"
-        ).fetchone()
+        ).fetchall()[0]
         lines = [
             f"{'send date':<11} {'run':<22} {'spec':<22} {'sent':>8} {'skipped':>8} {'failed':>7} {'pending':>8}"
         ]

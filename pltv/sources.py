@@ -218,7 +218,7 @@ def _timestamp_expr(column: str, duck_type: str) -> str:
 
 
 def _first_bad_key(con, sql: str, params: list | None = None) -> tuple[int, str | None]:
-    count, key = con.execute(sql, params or []).fetchone()
+    count, key = con.execute(sql, params or []).fetchall()[0]
     return int(count or 0), key
 
 
@@ -393,22 +393,24 @@ def _build_events(con, columns: dict[str, str] | None) -> dict[str, int]:
 
 
 def _quality(con, currency: str, dropped: dict[str, int], user_columns: dict[str, str]) -> QualityReport:
-    users, smin, smax = con.execute("SELECT count(*), min(signup_at), max(signup_at) FROM users").fetchone()
-    raw_tx = con.execute("SELECT count(*) FROM mapped_transactions").fetchone()[0]
+    users, smin, smax = con.execute("SELECT count(*), min(signup_at), max(signup_at) FROM users").fetchall()[
+        0
+    ]
+    raw_tx = con.execute("SELECT count(*) FROM mapped_transactions").fetchall()[0][0]
     tx, refunds, net, tmax, payers = con.execute(
         """
         SELECT count(*), count(*) FILTER (WHERE revenue < 0), coalesce(sum(revenue), 0), max(occurred_at),
                (SELECT count(*) FROM (SELECT user_id FROM transactions GROUP BY 1 HAVING sum(revenue) > 0))
         FROM transactions
         """
-    ).fetchone()
-    n_events, emax = con.execute("SELECT count(*), max(occurred_at) FROM events").fetchone()
+    ).fetchall()[0]
+    n_events, emax = con.execute("SELECT count(*), max(occurred_at) FROM events").fetchall()[0]
     ids = [c for c in IDENTIFIERS if c in user_columns]
     coverage: dict[str, float] = {}
     if ids and users:
         row = con.execute(
             "SELECT " + ", ".join(f"avg(({_quote_ident(c)} IS NOT NULL)::INT)" for c in ids) + " FROM users"
-        ).fetchone()
+        ).fetchall()[0]
         coverage = dict(zip(ids, (float(v) for v in row), strict=True))
     ends = [t for t in (smax, tmax, emax) if t is not None]
     return QualityReport(

@@ -1,0 +1,264 @@
+"""The daily job end to end: a real sample, a real MLflow store, the real sandbox over a loopback socket."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from activation.client import ClientConfig
+from activation.daily import DailyOptions, DailyRunError, run_daily
+from activation.design import DesignOptions
+from activation.design_io import design_from_registry
+from activation.identity import hash_identifiers
+from activation.sandbox import FaultConfig, Sandbox
+from activation.spec import load_spec
+from pltv.config import Config, MlflowConfig, SourceConfig, TrainConfig
+from pltv.sample import generate_sample
+from pltv.train import train
+
+TOKEN = "EAAB-test-token-should-never-leak"
+SECRET = "app-secret-never-leaks"
+RUN_DATE = date(2026, 10, 31)
+NOW = datetime(2026, 10, 31, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A sample source, a model trained for send day 1 in a tmp MLflow store, and a custom_value spec."""
+    root = tmp_path_factory.mktemp("daily")
+    generate_sample(root / "src", n_users=12_000, seed=5)
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    train(root / "src", send_days=(1,), tracking_uri=uri)
+    config = Config(
+        source=SourceConfig(path=str(root / "src")),
+        train=TrainConfig(send_days=(1,)),
+        mlflow=MlflowConfig(tracking_uri=uri),
+    )
+    result, path = design_from_registry(config, DesignOptions(mode="custom_value"), out=root / "spec.json")
+    assert path is not None, result.reason
+    return {"root": root, "config": config, "spec": path, "uri": uri}
+
+
+def _options(world, tmp_path, sandbox=None, **changes) -> DailyOptions:
+    client = None
+    if sandbox is not None:
+        client = ClientConfig(
+            pixel_id="1234567890", access_token=TOKEN, app_secret=SECRET, graph_url=sandbox.url,
+            backoff_base_s=0.01, backoff_cap_s=0.05, **changes.pop("client", {}),
+        )  # fmt: skip
+    return DailyOptions(
+        run_date=changes.pop("run_date", RUN_DATE),
+        spec_path=world["spec"],
+        source=world["config"].source,
+        tracking_uri=world["uri"],
+        ledger_path=tmp_path / "ledger.duckdb",
+        client=client,
+        **changes,
+    )
+
+
+def _ledger(tmp_path) -> pd.DataFrame:
+    con = duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT * FROM capi_events").df()
+    finally:
+        con.close()
+
+
+def test_events_received_equal_eligible_users_with_spec_values_and_hashes(world, tmp_path):
+    """Every planned event arrives once; value and hashes follow the spec and the identity rules."""
+    with Sandbox(now=NOW) as sb:
+        report = run_daily(_options(world, tmp_path, sb), now=NOW)
+        received = {e["event_id"]: e for e in sb.events()}
+    ledger = _ledger(tmp_path)
+    sent = ledger[ledger["state"] == "sent"]
+    assert report.sent == len(sent) == len(received) == report.planned > 20
+    assert set(sent["event_id"]) == set(received)
+    assert report.eligible == report.planned + sum(report.skipped.values())
+    spec = load_spec(world["spec"])
+    # recompute one user's value and email hash independently of the run
+    event = next(iter(received.values()))
+    assert event["event_name"] == spec.event_name and event["custom_data"]["currency"] == "USD"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        users = con.execute(f"SELECT * FROM '{world['root'] / 'src' / 'users.parquet'}'").df()
+    from activation.events import event_id_for
+
+    users["event_id"] = [event_id_for(spec.spec_id, u) for u in users["user_id"]]
+    row = users[users["event_id"] == event["event_id"]].iloc[0]
+    send_at = row["signup_at"] + pd.Timedelta(days=spec.send_day)
+    assert event["event_time"] == int(send_at.timestamp())
+    expected, _ = hash_identifiers(users.loc[[row.name], ["email", "country"]])
+    if expected["em"].notna().iloc[0]:
+        assert event["user_data"]["em"] == expected["em"].iloc[0]
+    assert event["custom_data"]["value"] >= spec.value_mapping.floor
+    assert report.psi is not None and report.match_quality is not None
+
+
+def test_rerun_of_the_same_date_sends_nothing_new(world, tmp_path):
+    """A second run of the same date finds every event already sent."""
+    with Sandbox(now=NOW) as sb:
+        first = run_daily(_options(world, tmp_path, sb), now=NOW)
+        again = run_daily(_options(world, tmp_path, sb), now=NOW)
+        assert sb.summary()["stats"]["duplicates"] == 0
+    assert first.sent > 0
+    assert again.sent == 0 and again.already_done == again.planned
+
+
+def test_all_events_arrive_through_injected_transient_faults(world, tmp_path):
+    """With 30% of requests failing transiently (5xx, throttling, drops) everything still arrives."""
+    faults = FaultConfig(rate=0.3, seed=3, kinds=("http_500", "throttle", "drop"))
+    with Sandbox(now=NOW, faults=faults) as sb:
+        report = run_daily(_options(world, tmp_path, sb, client={"batch_size": 10}), now=NOW)
+        received = {e["event_id"] for e in sb.events()}
+        assert sb.summary()["stats"]["faults"] > 0
+    assert report.failed == 0 and report.sent == report.planned == len(received)
+
+
+def test_a_user_meta_would_reject_is_isolated_and_reported(world, tmp_path):
+    """A user whose only keys are city, state, zip, gender and user agent (Meta: insufficient customer
+    information) is skipped with that reason; the others arrive."""
+    src = world["root"] / "src"
+    bad = tmp_path / "src"
+    bad.mkdir()
+    for part in ("transactions", "events"):
+        (bad / part).symlink_to(src / part)
+    users = pd.read_parquet(src / "users.parquet")
+    spec = load_spec(world["spec"])
+    send_at = users["signup_at"] + pd.Timedelta(days=spec.send_day)
+    day_users = users[
+        (send_at >= pd.Timestamp("2026-10-30", tz="UTC"))
+        & (send_at < pd.Timestamp("2026-10-31", tz="UTC"))
+        & users["consent"]
+        & users["client_user_agent"].notna()
+    ]
+    victim = day_users.index[0]
+    for col in ("email", "phone", "first_name", "last_name", "date_of_birth", "external_id", "fbc", "fbp",
+                "client_ip_address", "madid", "anon_id"):  # fmt: skip
+        users.loc[victim, col] = None
+    users.loc[victim, ["city", "state", "zip", "gender"]] = ["Austin", "TX", "73301", "F"]
+    users.to_parquet(bad / "users.parquet")
+    options = _options(world, tmp_path, None)
+    options = DailyOptions(**{**options.__dict__, "source": SourceConfig(path=str(bad))})
+    with Sandbox(now=NOW) as sb:
+        options = DailyOptions(**{**options.__dict__, "client": _options(world, tmp_path, sb).client})
+        report = run_daily(options, now=NOW)
+        received = {e["event_id"] for e in sb.events()}
+    from activation.events import event_id_for
+
+    victim_id = event_id_for(spec.spec_id, users.loc[victim, "user_id"])
+    assert victim_id not in received
+    ledger = _ledger(tmp_path).set_index("event_id")
+    assert ledger.loc[victim_id, "state"] == "skipped"
+    assert ledger.loc[victim_id, "reason"] in (
+        "insufficient_customer_information",
+        "missing_client_user_agent",
+    )
+    assert report.sent == len(received) > 0 and report.failed == 0
+
+
+def test_dry_run_writes_request_bodies_without_secrets_and_sends_nothing(world, tmp_path):
+    """--dry-run: the outbox holds the exact bodies minus the token; the sandbox sees nothing."""
+    with Sandbox(now=NOW) as sb:
+        options = _options(world, tmp_path, sb, dry_run=True, outbox_dir=tmp_path / "outbox")
+        report = run_daily(options, now=NOW)
+        assert sb.summary()["stats"]["requests"] == 0
+    bodies = [json.loads(line) for line in report.outbox.read_text().splitlines()]
+    assert sum(len(b["data"]) for b in bodies) == report.planned > 0
+    text = report.outbox.read_text()
+    assert TOKEN not in text and "access_token" not in text and "appsecret_proof" not in text
+    assert not (tmp_path / "ledger.duckdb").exists() or _ledger(tmp_path).empty
+
+
+def test_missing_spec_or_model_stops_before_sending(world, tmp_path):
+    """A spec that does not exist, or pins a version the registry lacks, fails clearly and sends nothing."""
+    options = _options(world, tmp_path, None, dry_run=True)
+    with pytest.raises(Exception, match="does not exist"):
+        run_daily(DailyOptions(**{**options.__dict__, "spec_path": tmp_path / "nope.json"}), now=NOW)
+    data = json.loads(Path(world["spec"]).read_text())
+    data["model"]["version"] = "99"
+    data.pop("spec_id")
+    (tmp_path / "spec99.json").write_text(json.dumps(data))
+    with pytest.raises(Exception, match="version 99"):
+        run_daily(DailyOptions(**{**options.__dict__, "spec_path": tmp_path / "spec99.json"}), now=NOW)
+
+
+def test_unreadable_source_is_a_clear_error(world, tmp_path):
+    """A source path that does not exist stops the run with what to fix."""
+    options = _options(world, tmp_path, None, dry_run=True)
+    options = DailyOptions(**{**options.__dict__, "source": SourceConfig(path=str(tmp_path / "missing"))})
+    with pytest.raises(DailyRunError, match="cannot open the source"):
+        run_daily(options, now=NOW)
+
+
+_KILLED_RUN = """
+import sys
+from datetime import UTC, datetime, date
+from pathlib import Path
+from activation.client import ClientConfig
+from activation.daily import DailyOptions, run_daily
+from pltv.config import SourceConfig
+url, root, ledger = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+client = ClientConfig(pixel_id="1", access_token="tok", graph_url=url, batch_size=5, max_workers=1)
+options = DailyOptions(run_date=date(2026, 10, 31), spec_path=root / "spec.json",
+    source=SourceConfig(path=str(root / "src")), tracking_uri=sys.argv[4], ledger_path=ledger, client=client)
+print(run_daily(options, now=datetime(2026, 10, 31, 1, 0, tzinfo=UTC)).sent, flush=True)
+"""
+
+
+def test_a_run_killed_mid_send_is_completed_by_the_next_run(world, tmp_path):
+    """SIGKILL during delivery, then a re-run: every eligible event delivered, the ledger consistent."""
+    ledger_path = tmp_path / "ledger.duckdb"
+    with Sandbox(now=NOW, faults=FaultConfig(rate=1.0, kinds=("latency",), latency_s=0.15)) as sb:
+        args = [sys.executable, "-c", _KILLED_RUN, sb.url, str(world["root"]), str(ledger_path), world["uri"]]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(sb.events()) < 10:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        partial = len(sb.events())
+        con = duckdb.connect(str(ledger_path), read_only=True)
+        pending = con.execute("SELECT count(*) FROM capi_events WHERE state = 'pending'").fetchone()[0]
+        con.close()
+        assert partial >= 10 and pending > 0  # killed mid-send: some sent, some pending
+        sb.set_faults(rate=0.0)
+        report = run_daily(_options(world, tmp_path, sb), now=NOW)
+        received = {e["event_id"] for e in sb.events()}
+    ledger = _ledger(tmp_path)
+    planned = ledger[ledger["state"] != "skipped"]
+    assert (planned["state"] == "sent").all()
+    assert set(planned["event_id"]) == received
+    assert report.failed == 0
+
+
+def test_no_identifier_token_or_proof_in_logs_or_output(world, tmp_path, caplog):
+    """Logs and the printed report carry counts and ids, never identifiers, hashes, tokens or proofs."""
+    caplog.set_level(logging.DEBUG)
+    with Sandbox(now=NOW) as sb:
+        report = run_daily(_options(world, tmp_path, sb), now=NOW)
+        payload_values = {
+            v for e in sb.events() for v in e["user_data"].values() if isinstance(v, str) and len(v) > 6
+        }
+    text = caplog.text + report.render()
+    users = pd.read_parquet(world["root"] / "src" / "users.parquet")
+    raw = {
+        str(v) for c in ("email", "phone", "external_id", "fbc", "fbp") for v in users[c].dropna().head(500)
+    }
+    assert TOKEN not in text and SECRET not in text
+    assert not any(v in text for v in payload_values)
+    assert not any(v in text for v in raw)
+    from activation.client import appsecret_proof
+
+    assert appsecret_proof(SECRET, TOKEN) not in text
