@@ -82,3 +82,136 @@ def calibration_by_version(tables: Mapping[str, pd.DataFrame], *, title: str = "
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _values(predictions, names: list[str]) -> dict[str, np.ndarray | None]:
+    """``None``, one array for every name, or a mapping name -> array (missing names -> ``None``)."""
+    if predictions is None:
+        return dict.fromkeys(names)
+    if isinstance(predictions, Mapping):
+        return {name: predictions.get(name) for name in names}
+    return dict.fromkeys(names, np.asarray(predictions, dtype=np.float64))
+
+
+def decile_calibration_panel(
+    y_true,
+    predictions: Mapping[str, np.ndarray],
+    baselines: Mapping[str, np.ndarray] | np.ndarray | None = None,
+    *,
+    unit: str = "USD",
+    title: str = "",
+) -> Figure:
+    """One panel per model version: mean predicted vs mean actual LTV per predicted-rank decile.
+
+    Bars: the version's deciles (actual grey, predicted coloured). Line: the baseline ``k · early revenue``
+    (per version, or one array for all) over its own deciles, predicted solid, actual dotted. Each panel's
+    title carries the decile MAPE (mean |predicted − actual| / actual over deciles) of model and baseline.
+    """
+    from pltv.metrics import decile_mape
+
+    names = list(predictions)
+    base = _values(baselines, names)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 0.6, 4.2), sharey=True, squeeze=False)
+    x = np.arange(1, 11)
+    for ax, name in zip(axes[0], names, strict=True):
+        table = decile_table(y_true, predictions[name])
+        ax.bar(x - 0.2, table["mean_actual"], 0.4, color="0.7", label="actual")
+        ax.bar(x + 0.2, table["mean_predicted"], 0.4, color="C0", label="model predicted")
+        subtitle = f"{name}\ndecile MAPE: model {decile_mape(y_true, predictions[name]):.2f}"
+        if base[name] is not None:
+            btable = decile_table(y_true, base[name])
+            ax.plot(x, btable["mean_predicted"], color="C1", marker="s", ms=3, label="baseline predicted")
+            ax.plot(
+                x,
+                btable["mean_actual"],
+                color="C1",
+                ls=":",
+                marker="o",
+                ms=3,
+                label="actual (baseline deciles)",
+            )
+            subtitle += f", baseline {decile_mape(y_true, base[name]):.2f}"
+        ax.set_title(subtitle, fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xlabel("decile of predicted LTV (10 = highest)")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(f"mean LTV per user ({unit}, symlog)")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title or "decile calibration by model version", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_curve(
+    y_true, predictions: Mapping[str, np.ndarray], *, bins: int = 20, unit: str = "USD", title: str = ""
+) -> Figure:
+    """Mean actual vs mean predicted LTV in ``bins`` equal-size bins of predicted rank, log–log.
+
+    Points on the diagonal are calibrated; above it the predictor under-predicts, below it over-predicts.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi = np.inf, 0.0
+    for name, pred in predictions.items():
+        table = decile_table(y_true, pred, bins=bins)
+        ok = (table["mean_predicted"] > 0) & (table["mean_actual"] > 0)
+        ax.plot(table.loc[ok, "mean_predicted"], table.loc[ok, "mean_actual"], marker="o", ms=4, label=name)
+        if ok.any():
+            both = np.r_[table.loc[ok, "mean_predicted"], table.loc[ok, "mean_actual"]]
+            lo, hi = min(lo, both.min()), max(hi, both.max())
+    if hi > 0:
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--", label="calibrated (y = x)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"mean predicted LTV per bin ({unit}, log)")
+    ax.set_ylabel(f"mean actual LTV per bin ({unit}, log)")
+    ax.set_title(title or f"reliability curve ({bins} bins of predicted rank)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def bias_over_cohorts(
+    table: pd.DataFrame,
+    *,
+    by: str = "label",
+    min_users: int = 50,
+    since=None,
+    title: str = "",
+) -> Figure:
+    """Total bias (Σpredicted / Σactual − 1) per weekly signup cohort, one line per ``by`` value.
+
+    ``table``: columns ``signup_week``, ``total_bias``, ``users``, ``by`` and optionally ``out_of_time``
+    (weeks the predictor was not trained on: filled markers; in-sample weeks: hollow). Weeks with fewer
+    than ``min_users`` users are dropped; ``since`` shades the evaluation cohort from that date on.
+    """
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    data = table[table["users"] >= min_users]
+    for i, (name, part) in enumerate(data.groupby(by, sort=False)):
+        part = part.sort_values("signup_week")
+        color = f"C{i % 10}"
+        ax.plot(part["signup_week"], part["total_bias"], color=color, lw=1.2, label=str(name))
+        if "out_of_time" in part:
+            oot = part["out_of_time"].astype(bool)
+            ax.scatter(part.loc[oot, "signup_week"], part.loc[oot, "total_bias"], color=color, s=16, zorder=3)
+            ax.scatter(
+                part.loc[~oot, "signup_week"], part.loc[~oot, "total_bias"],
+                facecolors="none", edgecolors=color, s=16, zorder=3,
+            )  # fmt: skip
+    ax.axhline(0.0, color="black", lw=0.8)
+    if since is not None:
+        ax.axvspan(pd.Timestamp(since), data["signup_week"].max() + pd.Timedelta(days=7), color="0.9",
+                   zorder=0, label="evaluation cohort")  # fmt: skip
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("signup week (cohort start, Monday)")
+    ax.set_ylabel("total bias  Σpredicted / Σactual − 1")
+    note = " (hollow = weeks in the version's training data)" if "out_of_time" in data else ""
+    ax.set_title(title or f"calibration drift: total bias per weekly signup cohort{note}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
