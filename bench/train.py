@@ -156,7 +156,7 @@ def run(data: Path, args) -> None:
     users = src.con.execute("SELECT user_id, signup_at, country, platform, channel FROM users").df()
     tx = src.con.execute("SELECT user_id, occurred_at, revenue FROM transactions").df()
     events = src.con.execute("SELECT user_id, occurred_at, event_name FROM events").df()
-    names = discover_event_names(src.con, send_day=args.send_day, as_of=as_of)
+    names = discover_event_names(src.con, as_of=as_of)
     with stage("features (pandas groupby)"):
         reference = pandas_features(
             users,

@@ -107,12 +107,11 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def discover_event_names(
-    con: duckdb.DuckDBPyConnection, *, send_day: int, as_of, limit: int = MAX_EVENT_NAMES
+    con: duckdb.DuckDBPyConnection, *, as_of, limit: int = MAX_EVENT_NAMES, send_day: int | None = None
 ) -> list[str]:
-    """Event names seen inside feature windows before ``as_of``, most frequent first (at most ``limit``)."""
+    """Event names seen before ``as_of``, most frequent first (at most ``limit``); ``send_day`` is unused."""
     rows = con.execute(
-        load_sql("event_names.sql"),
-        {"send_day": int(send_day), "as_of": to_utc_naive(as_of), "limit": int(limit)},
+        load_sql("event_names.sql"), {"as_of": to_utc_naive(as_of), "limit": int(limit)}
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -165,7 +164,7 @@ def build_features(
         raise ConfigError("population='send_window' needs send_from and send_to")
     as_of = to_utc_naive(as_of)
     if event_names is None:
-        event_names = discover_event_names(con, send_day=send_day, as_of=as_of)
+        event_names = discover_event_names(con, as_of=as_of)
     event_names = list(event_names)
     counts = "".join(
         f"count(*) FILTER (WHERE event_name = $event_names[{i}]) AS event_{i},\n        "

@@ -14,7 +14,8 @@ Candidates: :class:`~pltv.models.HurdleLTV` and :class:`~pltv.models.TweedieLTV`
 The winner maximizes ``gini − 0.5 · decile_mape`` on the pooled validation predictions (ranking first,
 calibration second); its recalibration factor is the pooled validation Σactual future / Σpredicted future.
 It is then refitted on all training users with that factor. The baseline ``k · early revenue`` is fitted on
-all training users.
+all training users. Past ``selection_rows`` training users (default 100k) the choice and the factor use a
+random sample of that many training users (same time split); the final fit still uses every user.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ def fit_send_day(
     test_fraction: float = 0.2,
     folds: int = 3,
     candidates: dict[str, tuple[str, dict]] | None = None,
+    selection_rows: int = 100_000,
 ) -> SendDayResult:
     """Split, choose, fit, recalibrate and evaluate one send day on a matured features frame."""
     started = time.perf_counter()
@@ -171,7 +173,11 @@ def fit_send_day(
     train.attrs = test.attrs = frame.attrs
     _check_enough(frame, train, test, send_day)
     candidates = candidates or CANDIDATES
-    name, scale, validation = choose_model(train, folds=folds, candidates=candidates)
+    chooser = train
+    if len(train) > selection_rows:  # bound the cost of choosing at scale; the final fit uses every user
+        chooser = train.sample(n=selection_rows, random_state=0).sort_values("signup_at", kind="stable")
+        chooser.attrs = frame.attrs
+    name, scale, validation = choose_model(chooser, folds=folds, candidates=candidates)
     kind, params = candidates[name]
     model = make_model(kind, **params).fit(train, train["actual_ltv"])
     model.scale_ = scale
@@ -184,6 +190,7 @@ def fit_send_day(
         "test_from": str(test_from.date()),
         "test_rule": f"last {test_fraction:.0%} of matured users by signup_at, whole days",
         "validation_rule": f"{folds} forward-chained slices of the last 60% of training cohorts",
+        "n_validation_sample": len(chooser),
         "n_matured": len(frame),
         "n_train": len(train),
         "n_test": len(test),
