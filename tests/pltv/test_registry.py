@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from pltv import registry, tracking
+from pltv import metrics, registry, tracking
 from pltv.errors import ConfigError, RegistryError
 from pltv.models import TweedieLTV
 from pltv.train import train
@@ -40,11 +40,17 @@ def _log_and_register(uri, result, estimator, *, promote=None):
         info = registry.log_model(wrapper, sd.test)
     pred = wrapper.predict(sd.test)
     scores = {
-        "gini": float(__import__("pltv").metrics.normalized_gini(sd.test["actual_ltv"], pred)),
-        "decile_mape": float(__import__("pltv").metrics.decile_mape(sd.test["actual_ltv"], pred)),
+        "gini": metrics.normalized_gini(sd.test["actual_ltv"], pred),
+        "decile_mape": metrics.decile_mape(sd.test["actual_ltv"], pred),
     }
     return registry.register(
-        uri, "pltv_d3", info.model_uri, run_id=run.info.run_id, new_scores=scores, test=sd.test, promote=promote
+        uri,
+        "pltv_d3",
+        info.model_uri,
+        run_id=run.info.run_id,
+        new_scores=scores,
+        test=sd.test,
+        promote=promote,
     )
 
 
