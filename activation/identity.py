@@ -38,13 +38,13 @@ import hashlib
 import ipaddress
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 import pycountry
@@ -92,6 +92,12 @@ _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _CLICK_ID_RE = re.compile(r"^fb\.\d+\.\d+\.\S+$")
 _WS_RE = re.compile(r"\s+")
+_PHONE_SEPARATORS_RE = re.compile(r"[\s\-().]")
+_IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+#: dotted-quad IPv4 already in canonical form (no leading zeros): ``ipaddress`` would return it as is
+_CANONICAL_IPV4_RE = re.compile(rf"{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}")
+_HASHED_SET = frozenset(HASHED_KEYS)
+_KEY_SET = frozenset(USER_DATA_KEYS)
 
 
 def sha256_hex(normalized: str) -> str:
@@ -112,6 +118,11 @@ def is_sha256(value: str) -> bool:
 
 
 def _text(key: str, raw: Any) -> str:
+    if type(raw) is str:
+        s = unicodedata.normalize("NFC", raw).strip()
+        if not s:
+            raise InvalidIdentifier(key, "empty")
+        return s
     if raw is None or (isinstance(raw, float) and raw != raw):
         raise InvalidIdentifier(key, "missing")
     if isinstance(raw, datetime | date | pd.Timestamp):
@@ -143,7 +154,7 @@ def _parse_phone(s: str, region: str | None) -> phonenumbers.PhoneNumber | None:
 
 def _norm_ph(s: str, region: str | None) -> str:
     s = s.strip()
-    digits_start = re.sub(r"[\s\-().]", "", s)
+    digits_start = _PHONE_SEPARATORS_RE.sub("", s)
     if digits_start.startswith("00"):
         s = "+" + digits_start[2:]
     elif digits_start.startswith("+"):
@@ -351,6 +362,8 @@ def _norm_external_id(s: str) -> str:
 
 
 def _norm_ip(s: str) -> str:
+    if _CANONICAL_IPV4_RE.fullmatch(s):
+        return s
     try:
         return str(ipaddress.ip_address(s))
     except ValueError as exc:
@@ -395,10 +408,16 @@ def normalize(key: str, raw: Any, *, country: str | None = None, default_region:
     ``country`` is the user's (already normalized, alpha-2 lowercase) country: it is the phone region,
     and decides the US rules of ``st``/``zp``. A 64-hex value of a hashed key is returned as is.
     """
-    if key not in USER_DATA_KEYS:
+    if key not in _KEY_SET:
         raise InvalidIdentifier(key, "unknown_key")
-    s = _text(key, raw)
-    if key in HASHED_KEYS and is_sha256(s.lower()):
+    return _normalize_text(key, _text(key, raw), country, default_region)
+
+
+def _normalize_text(key: str, s: str, country: str | None, default_region: str | None) -> str:
+    """:func:`normalize` after ``_text``: ``s`` is stripped, NFC and non-empty."""
+    # only A-F lowercase into hex digits (checked over all code points), so a value that is not
+    # 64 long never lowercases into a hash
+    if key in _HASHED_SET and len(s) == 64 and is_sha256(s.lower()):
         return s.lower()
     region = country if isinstance(country, str) and len(country) == 2 else None
     if key == "ph":
@@ -462,45 +481,63 @@ def _is_missing(v: Any) -> bool:
         return False
 
 
-def _map_unique(
-    values: pd.Series, fn: Callable[[Hashable], str | None], reasons: Counter[str]
-) -> tuple[pd.Series, int]:
-    """Apply ``fn`` once per unique non-missing value; count failures (by reason) per row."""
-    mask = values.notna()
-    present = int(mask.sum())
-    out = pd.Series([None] * len(values), index=values.index, dtype=object)
-    if not present:
-        return out, 0
-    sub = values[mask]
-    codes, uniques = pd.factorize(sub, sort=False)
-    results: list[str | None] = []
-    fail: list[str | None] = []
-    for u in uniques:
+def _factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Integer codes per row (-1 for missing) and the unique values, in order of appearance."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), uniques.tolist()
+
+
+def _column_values(
+    key: str,
+    codes: np.ndarray,
+    uniques: Sequence[Any],
+    normalize_one: Callable[[str, int], str],
+    present: dict[str, int],
+    kept: dict[str, int],
+    dropped: dict[tuple[str, str], int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalize and hash once per unique value; return per-row (normalized, sent) object arrays.
+
+    ``codes`` index ``uniques`` per row (-1: missing); ``normalize_one(text, j)`` gets the stripped
+    text of unique ``j``. Blank values count as missing; failures are counted per reason (rows, not
+    uniques). Hashing runs once per unique *normalized* value.
+    """
+    hashed = key in _HASHED_SET
+    n_u = len(uniques)
+    normalized: list[str | None] = [None] * (n_u + 1)  # the extra slot serves code -1
+    sent: list[str | None] = [None] * (n_u + 1)
+    reasons: list[str | None] = [None] * n_u
+    blank = np.zeros(n_u, dtype=bool)
+    digests: dict[str, str] = {}
+    for j, u in enumerate(uniques):
         try:
-            results.append(fn(u))
-            fail.append(None)
+            s = _text(key, u)
+        except InvalidIdentifier:
+            blank[j] = True  # missing or only spaces: not a value at all
+            continue
+        try:
+            norm = normalize_one(s, j)
         except InvalidIdentifier as exc:
-            results.append(None)
-            fail.append(exc.reason)
-    mapped = [results[c] for c in codes]
-    out[mask] = mapped
-    for c, n in Counter(codes.tolist()).items():
-        if fail[c] is not None:
-            reasons[fail[c]] += n
-    return out, present
-
-
-def _hash_unique(key: str, normalized: pd.Series) -> pd.Series:
-    if key not in HASHED_KEYS:
-        return normalized
-    mask = normalized.notna()
-    if not mask.any():
-        return normalized
-    codes, uniques = pd.factorize(normalized[mask], sort=False)
-    hashed = [hash_normalized(key, u) for u in uniques]
-    out = normalized.copy()
-    out[mask] = [hashed[c] for c in codes]
-    return out
+            reasons[j] = exc.reason
+            continue
+        normalized[j] = norm
+        if not hashed or _SHA256_RE.fullmatch(norm):
+            sent[j] = norm
+        else:
+            digest = digests.get(norm)
+            if digest is None:
+                digest = digests[norm] = sha256_hex(norm)
+            sent[j] = digest
+    rows = np.bincount(codes[codes >= 0], minlength=n_u) if n_u else np.zeros(0, dtype=np.int64)
+    present[key] = int(rows[~blank].sum())
+    ok = np.fromiter((v is not None for v in normalized[:n_u]), dtype=bool, count=n_u)
+    kept[key] = int(rows[ok].sum())
+    for j, reason in enumerate(reasons):
+        if reason is not None:
+            dropped[(key, reason)] = dropped.get((key, reason), 0) + int(rows[j])
+    norm_arr = np.array(normalized, dtype=object)
+    sent_arr = np.array(sent, dtype=object)
+    return norm_arr[codes], sent_arr[codes]
 
 
 def hash_identifiers(
@@ -511,6 +548,9 @@ def hash_identifiers(
     Input columns are the data contract's (``email``, ``phone``, …; ``user_data`` key names are also
     accepted). The output has the input's index and one column per present key (``em``, ``ph``, …),
     holding the value to send (hash or plain) or ``None``. Never raises for a bad value.
+
+    Each column is factorized once; every unique value (for ``ph``/``st``/``zp``: every unique
+    (value, user's country) pair) is normalized and hashed once, then mapped back to the rows.
     """
     columns: dict[str, pd.Series] = {}
     for col in users.columns:
@@ -520,45 +560,40 @@ def hash_identifiers(
     present: dict[str, int] = {}
     kept: dict[str, int] = {}
     dropped: dict[tuple[str, str], int] = {}
-    out: dict[str, pd.Series] = {}
-
-    def _empty_to_na(s: pd.Series) -> pd.Series:
-        s = s.astype(object)
-        return s.where(s.notna() & (s.astype(str).str.strip() != ""), None)
-
-    country_norm: pd.Series | None = None
+    out: dict[str, np.ndarray] = {}
+    n = len(users)
+    country_codes = np.full(n, -1, dtype=np.int64)
+    countries: list[str] = []
     order = ["country"] + [k for k in USER_DATA_KEYS if k != "country"]
     for key in order:
         if key not in columns:
             continue
-        raw = _empty_to_na(columns[key])
-        reasons: Counter[str] = Counter()
+        codes, uniques = _factorize(columns[key])
         if key in _REGIONAL:
-            ctry = (
-                country_norm if country_norm is not None else pd.Series(None, index=raw.index, dtype=object)
-            )
-            pairs = pd.Series(
-                list(zip(raw.tolist(), ctry.tolist(), strict=True)), index=raw.index, dtype=object
-            )
-            pairs = pairs.where(raw.notna(), None)
+            # one code per (value, country) pair: value code * (countries + 1) + country code + 1
+            width = len(countries) + 1
+            valid = codes >= 0
+            pair_codes, pairs = _factorize(codes[valid] * width + country_codes[valid] + 1)
+            codes = np.full(n, -1, dtype=np.int64)
+            codes[valid] = pair_codes
+            pair_country = [countries[p % width - 1] if p % width else None for p in pairs]
+            pair_values = [uniques[p // width] for p in pairs]
 
-            def fn(pair: Hashable, key: str = key) -> str:
-                value, country = pair  # type: ignore[misc]
-                return normalize(key, value, country=country, default_region=default_region)
+            def normalize_pair(s: str, j: int, key: str = key, pair_country: list = pair_country) -> str:
+                return _normalize_text(key, s, pair_country[j], default_region)
 
-            normalized, n_present = _map_unique(pairs, fn, reasons)
-        else:
-            normalized, n_present = _map_unique(
-                raw, lambda v, key=key: normalize(key, v, default_region=default_region), reasons
-            )
+            _, out[key] = _column_values(key, codes, pair_values, normalize_pair, present, kept, dropped)
+            continue
+
+        def normalize_plain(s: str, j: int, key: str = key) -> str:
+            return _normalize_text(key, s, None, default_region)
+
+        normalized, out[key] = _column_values(key, codes, uniques, normalize_plain, present, kept, dropped)
         if key == "country":
-            country_norm = normalized
-        present[key] = n_present
-        kept[key] = int(normalized.notna().sum())
-        dropped.update({(key, r): n for r, n in reasons.items()})
-        out[key] = _hash_unique(key, normalized)
-    frame = pd.DataFrame(out, index=users.index, columns=[k for k in USER_DATA_KEYS if k in out])
-    return frame, IdentityReport(rows=len(users), present=present, kept=kept, dropped=dropped)
+            country_codes, countries = _factorize(normalized)
+    keys = [k for k in USER_DATA_KEYS if k in out]
+    frame = pd.DataFrame({k: pd.Series(out[k], index=users.index, dtype=object) for k in keys}, columns=keys)
+    return frame, IdentityReport(rows=n, present=present, kept=kept, dropped=dropped)
 
 
 def user_data_for(
