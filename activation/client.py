@@ -130,6 +130,14 @@ def backoff_delay(attempt: int, *, base_s: float, cap_s: float, rng: random.Rand
     return rng.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+def _encode(obj: Any) -> bytes:
+    """Compact JSON bytes (ASCII-escaped, as ``json.dumps`` does by default)."""
+    return _ENCODER.encode(obj).encode()
+
+
 def _int(v: Any) -> int | None:
     try:
         return int(v) if v is not None else None
@@ -175,6 +183,8 @@ class CapiClient:
         for k in ("test_event_code", "partner_agent"):
             if getattr(config, k):
                 self._auth[k] = getattr(config, k)
+        # the body is b'{"data":[' + the batch's pre-encoded events + b'],' + these fields + b'}'
+        self._body_tail = b"]," + _encode(self._auth)[1:]
 
     def __enter__(self) -> CapiClient:
         return self
@@ -219,11 +229,9 @@ class CapiClient:
             resp.status_code, None, _int(payload.get("events_received")), payload.get("fbtrace_id")
         )
 
-    def _post_with_retries(
-        self, events: Sequence[Mapping[str, Any]], batch: str
-    ) -> tuple[Verdict, _Response, int]:
+    def _post_with_retries(self, encoded: Sequence[bytes], batch: str) -> tuple[Verdict, _Response, int]:
         cfg = self.config
-        body = json.dumps({"data": list(events), **self._auth}, separators=(",", ":")).encode()
+        body = b'{"data":[' + b",".join(encoded) + self._body_tail
         start = self._clock()
         attempt = 0
         while True:
@@ -267,9 +275,15 @@ class CapiClient:
 
     def send_batch(self, events: Sequence[Mapping[str, Any]], batch: str = "0") -> list[EventOutcome]:
         """Deliver one batch (≤ batch_size): per-event outcomes; raises AccessDenied on token errors."""
+        return self._send_encoded(events, [_encode(e) for e in events], batch)
+
+    def _send_encoded(
+        self, events: Sequence[Mapping[str, Any]], encoded: Sequence[bytes], batch: str
+    ) -> list[EventOutcome]:
+        """:meth:`send_batch` with each event's JSON encoded once (halves reuse it, never re-encode)."""
         if self._stop.is_set():
             return []
-        verdict, resp, attempts = self._post_with_retries(events, batch)
+        verdict, resp, attempts = self._post_with_retries(encoded, batch)
         ids = [str(e.get("event_id")) for e in events]
         if verdict == "ok":
             received = resp.events_received
@@ -319,7 +333,9 @@ class CapiClient:
             log_event(
                 log, "activation.batch_split", batch=batch, events=len(events), code=code, subcode=subcode
             )
-            return self.send_batch(events[:mid], f"{batch}a") + self.send_batch(events[mid:], f"{batch}b")
+            return self._send_encoded(events[:mid], encoded[:mid], f"{batch}a") + self._send_encoded(
+                events[mid:], encoded[mid:], f"{batch}b"
+            )
         log_event(
             log,
             "activation.batch_failed",
