@@ -1,0 +1,100 @@
+"""The notebooks execute top to bottom against a temporary MLflow store holding two trained versions.
+
+The kernel is this interpreter (a kernel spec written to ``tmp_path`` pointing at ``sys.executable``), so the
+test needs no ``ipykernel install`` and cannot pick up another Python from ``PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+# Run alone, pytest's default (prepend) import mode puts tests/ first on sys.path, where tests/pltv/ (no
+# __init__.py) would turn `pltv` into a namespace package and break importlib.resources; import the installed
+# package without tests/ on the path first.
+_here = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _here]
+import pltv  # noqa: E402, F401
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+SAMPLE = ROOT / "data" / "sample"
+KERNEL = "pltv-test-venv"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """A SQLite MLflow store with send day 7 trained twice (an older as_of, then the default)."""
+    from pltv.train import train
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    train(SAMPLE, send_days=(7,), tracking_uri=uri, as_of="2026-08-01")
+    train(SAMPLE, send_days=(7,), tracking_uri=uri)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory) -> Path:
+    """A Jupyter data dir whose only kernel spec runs ``sys.executable -m ipykernel_launcher``."""
+    data = tmp_path_factory.mktemp("jupyter")
+    spec = data / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "pltv test (this interpreter)",
+                "language": "python",
+            }
+        )
+    )
+    return data
+
+
+def _execute(path: Path, kernel_dir: Path, store: str, monkeypatch) -> nbformat.NotebookNode:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    monkeypatch.setenv("PLTV_TRACKING_URI", store)
+    monkeypatch.setenv("PLTV_SOURCE", str(SAMPLE))
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, kernel_name=KERNEL, timeout=180, resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    ksm = KernelSpecManager(kernel_dirs=[str(kernel_dir / "kernels")])
+    client.km = client.create_kernel_manager()
+    client.km.kernel_spec_manager = ksm
+    client.execute()
+    return nb
+
+
+def _images(nb) -> int:
+    return sum(
+        1
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    )
+
+
+@pytest.mark.parametrize(("notebook", "figures"), [("calibration.ipynb", 4), ("event_design.ipynb", 3)])
+def test_notebook_executes_top_to_bottom(notebook, figures, store, kernel_dir, monkeypatch):
+    """Every cell runs without error against two registered versions and each picture is rendered."""
+    nb = _execute(NOTEBOOKS / notebook, kernel_dir, store, monkeypatch)
+    assert _images(nb) == figures
+
+
+@pytest.mark.parametrize("notebook", ["calibration.ipynb", "event_design.ipynb"])
+def test_notebook_is_committed_without_outputs(notebook):
+    """Committed notebooks carry no outputs or execution counts (they are executed by the tests)."""
+    nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
