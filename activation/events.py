@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pycountry
 
 from activation.errors import EventSettingsError
@@ -208,6 +210,21 @@ def _is_mapping(v: Any) -> bool:
     return type(v) is dict or isinstance(v, Mapping)
 
 
+def _user_data_rejection(key: str, value: Any) -> Rejection | None:
+    """The rule for one ``user_data`` value: a non-empty string (or list of them), SHA-256 where Meta
+    requires hashing. Part of :func:`validate_event`; the column builder applies it per unique value."""
+    if type(value) is str and value:  # the common case, checked without building a list
+        if key in _MUST_HASH and not _is_hex64(value):
+            return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) and v for v in values):
+        return _reject(SUBCODE_INVALID_FIELD, "bad_user_data", f"user_data.{key} must be a non-empty string")
+    if key in _MUST_HASH and not all(is_sha256(v) for v in values):
+        return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
+    return None
+
+
 def validate_event(
     event: Mapping[str, Any],
     *,
@@ -250,19 +267,9 @@ def validate_event(
         )
     keys = set(user_data)
     for key, value in user_data.items():
-        if type(value) is str and value:  # the common case, checked without building a list
-            if key in _MUST_HASH and not _is_hex64(value):
-                return _reject(
-                    SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed"
-                )
-            continue
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, str) and v for v in values):
-            return _reject(
-                SUBCODE_INVALID_FIELD, "bad_user_data", f"user_data.{key} must be a non-empty string"
-            )
-        if key in _MUST_HASH and not all(is_sha256(v) for v in values):
-            return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
+        rejection = _user_data_rejection(key, value)
+        if rejection is not None:
+            return rejection
     if len(keys) <= _MAX_COMBINATION and any(keys <= combo for combo in INSUFFICIENT_COMBINATIONS):
         return _reject(
             SUBCODE_INSUFFICIENT_INFO,
@@ -463,7 +470,7 @@ def build_events(
         ]
     reason = np.select([m for _, m in reasons], [r for r, _ in reasons], default="").tolist()
     candidates = [i for i, r in enumerate(reason) if not r]
-    uds = _user_data_dicts(user_data.reindex(users.index), candidates, n)
+    uds, values_ok = _user_data_dicts(user_data.reindex(users.index), candidates, n)
     times = event_time.tolist()
     rounded = [round(v, 2) for v in value.tolist()]
     urls = _column(users, "event_source_url") or [None] * n
@@ -480,6 +487,9 @@ def build_events(
     sent_present_l, sent_s_l = sent_present.tolist(), sent_s.tolist()
     append_window = int(settings.append_window_days * DAY)
     payloads: dict[int, dict[str, Any]] = {}
+    # Once every user_data value has passed its rule (checked per unique value), validate_event's
+    # verdict depends only on the payload's shape: validate one payload per shape, reuse the verdict.
+    verdicts: dict[tuple[Any, ...], Rejection | None] = {}
     for i in candidates:
         ud = uds[i]
         if not ud:
@@ -520,9 +530,15 @@ def build_events(
             payload["data_processing_options"] = ["LDU"]
             payload["data_processing_options_country"] = 0
             payload["data_processing_options_state"] = 0
-        rejection = validate_event(
-            payload, now=now_s, max_age_days=settings.max_age_days, future_tolerance_s=0
-        )
+        shape = _shape(payload) if values_ok[i] else None
+        if shape is not None and shape in verdicts:
+            rejection = verdicts[shape]
+        else:
+            rejection = validate_event(
+                payload, now=now_s, max_age_days=settings.max_age_days, future_tolerance_s=0
+            )
+            if shape is not None:
+                verdicts[shape] = rejection
         if rejection is not None:
             reason[i] = rejection.reason
             continue
@@ -593,9 +609,41 @@ def _is_utc_datetime64(col: pd.Series) -> bool:
     return pd.api.types.is_datetime64_dtype(col.dtype)
 
 
-def _user_data_dicts(frame: pd.DataFrame, rows: Sequence[int], n: int) -> list[dict[str, Any]]:
-    """Per row, the ``user_data`` keys with a value (as :func:`build_event` filters them), rows only."""
+def _shape(payload: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What :func:`validate_event` reads from a built payload besides values proven valid before."""
+    original = payload.get("original_event_data")
+    return (
+        tuple(payload["user_data"]),
+        bool(payload.get("event_source_url")),
+        "data_processing_options" in payload,
+        None if original is None else bool(original.get("event_name")),
+        None if original is None else bool(original.get("event_id") or original.get("order_id")),
+    )
+
+
+def _values_pass(key: str, values: list[Any]) -> np.ndarray:
+    """Per value, True when it is excluded (falsy) or passes :func:`_user_data_rejection`.
+
+    Strings are checked over the whole column with Arrow (the same rule: SHA-256 hex for keys Meta
+    requires hashed, RE2 ``^…$`` matching the whole text); anything else value by value.
+    """
+    try:
+        arr = pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return np.array([not v or _user_data_rejection(key, v) is None for v in values], dtype=bool)
+    if key not in _MUST_HASH:
+        return np.ones(len(values), dtype=bool)
+    good = pc.or_(pc.equal(arr, ""), pc.match_substring_regex(arr, r"^[0-9a-f]{64}$"))
+    return good.to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _user_data_dicts(
+    frame: pd.DataFrame, rows: Sequence[int], n: int
+) -> tuple[list[dict[str, Any]], list[bool]]:
+    """Per row, the ``user_data`` keys with a value (as :func:`build_event` filters them), rows only;
+    and per row whether every value passes :func:`_user_data_rejection` (checked per unique value)."""
     uds: list[dict[str, Any]] = [{} for _ in range(n)]
+    ok = np.ones(n, dtype=bool)
     wanted = np.zeros(n, dtype=bool)
     wanted[np.asarray(rows, dtype=np.int64)] = True
     for key in frame.columns:
@@ -603,11 +651,13 @@ def _user_data_dicts(frame: pd.DataFrame, rows: Sequence[int], n: int) -> list[d
             continue
         col = frame[key]
         values = col.tolist()
-        for i in np.flatnonzero(wanted & col.notna().to_numpy()).tolist():
+        take = np.flatnonzero(wanted & col.notna().to_numpy())
+        ok[take[~_values_pass(key, [values[i] for i in take.tolist()])]] = False
+        for i in take.tolist():
             v = values[i]
             if v:
                 uds[i][key] = v
-    return uds
+    return uds, ok.tolist()
 
 
 # --------------------------------------------------------------------------------------------------------

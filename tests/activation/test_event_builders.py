@@ -227,6 +227,10 @@ def test_column_builder_matches_the_per_row_builder(settings, signup_as):
     elif signup_as == "iso_strings":
         users["signup_at"] = users["signup_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").astype(object)
     ud, _ = hash_identifiers(users, default_region="US")
+    # a few user_data values that validate_event must refuse: unhashed, empty list, wrong type
+    ud.loc[ud.index[::97], "em"] = "someone@example.com"
+    ud.loc[ud.index[5::89], "ph"] = pd.Series([[]] * len(ud.index[5::89]), index=ud.index[5::89])
+    ud.loc[ud.index[7::83], "client_user_agent"] = 12
     plan = build_events(users, ud, settings, now=NOW)
     expected = _per_row(users, ud, settings)
     got = {e.event_id: e for e in [*plan.events, *plan.skipped]}
@@ -239,6 +243,7 @@ def test_column_builder_matches_the_per_row_builder(settings, signup_as):
             assert json.dumps(have.payload) == json.dumps(want.payload)
     reasons = plan.skip_reasons()
     assert len(reasons) >= 4 and len(plan.events) > 50  # the sample exercises many rules
+    assert reasons.get("unhashed_user_data") and reasons.get("bad_user_data")
 
 
 def test_column_builder_matches_with_object_columns_and_missing_optional_columns():
