@@ -12,13 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# Run alone, pytest's default (prepend) import mode puts tests/ first on sys.path, where tests/pltv/ (no
-# __init__.py) would turn `pltv` into a namespace package and break importlib.resources; import the installed
-# package without tests/ on the path first.
-_here = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _here]
-import pltv  # noqa: E402, F401
-
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
