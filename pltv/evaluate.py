@@ -46,6 +46,8 @@ def evaluate_holdout(holdout: pd.DataFrame) -> dict[str, float]:
             holdout["early_net_revenue"],
             prefix=prefix,
         )
+    lo, hi = metrics.total_bias_interval(holdout["actual_ltv"], holdout["predicted_ltv"], n_boot=500)
+    out["total_bias_ci_low"], out["total_bias_ci_high"] = lo, hi
     return out
 
 

@@ -14,7 +14,7 @@ Candidates: :class:`~pltv.models.HurdleLTV` and :class:`~pltv.models.TweedieLTV`
 The winner maximizes ``gini − 0.5 · decile_mape`` on the pooled validation predictions (ranking first,
 calibration second); its recalibration factor is the pooled validation Σactual future / Σpredicted future.
 It is then refitted on all training users with that factor. The baseline ``k · early revenue`` is fitted on
-all training users. Past ``selection_rows`` training users (default 100k) the choice and the factor use a
+all training users. Past ``selection_rows`` training users (default 50k) the choice and the factor use a
 random sample of that many training users (same time split); the final fit still uses every user.
 """
 
@@ -163,7 +163,7 @@ def fit_send_day(
     test_fraction: float = 0.2,
     folds: int = 3,
     candidates: dict[str, tuple[str, dict]] | None = None,
-    selection_rows: int = 100_000,
+    selection_rows: int = 50_000,
 ) -> SendDayResult:
     """Split, choose, fit, recalibrate and evaluate one send day on a matured features frame."""
     started = time.perf_counter()

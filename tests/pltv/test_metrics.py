@@ -118,3 +118,12 @@ def test_gini_never_exceeds_the_perfect_ordering(y):
     assert m.normalized_gini(y, y) == pytest.approx(1.0)
     rng = np.random.default_rng(0)
     assert -1 - 1e-9 <= m.normalized_gini(y, rng.random(y.size)) <= 1 + 1e-9
+
+
+def test_total_bias_interval_contains_the_point_estimate_and_is_deterministic():
+    """The bootstrap interval brackets Σpred/Σtrue − 1 and repeats exactly with the same seed."""
+    y = _zero_inflated(3000, seed=3)
+    pred = np.full(y.size, y.mean() * 1.02)
+    lo, hi = m.total_bias_interval(y, pred, n_boot=300)
+    assert lo < m.total_bias(y, pred) < hi
+    assert (lo, hi) == m.total_bias_interval(y, pred, n_boot=300)
