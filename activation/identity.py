@@ -152,6 +152,38 @@ def _parse_phone(s: str, region: str | None) -> phonenumbers.PhoneNumber | None:
         return None
 
 
+try:  # libphonenumber's own internals, used only to skip a repeated check (see _is_valid_phone)
+    from phonenumbers.phonemetadata import PhoneMetadata as _PhoneMetadata
+    from phonenumbers.phonenumberutil import _number_type_helper
+    from phonenumbers.re_util import re_compile as _pn_re_compile
+except ImportError:  # pragma: no cover - another phonenumbers layout: the public call only
+    _number_type_helper = None
+
+
+def _is_valid_phone(num: phonenumbers.PhoneNumber) -> bool:
+    """Exactly ``phonenumbers.is_valid_number(num)``, minus its repeated type check.
+
+    For a calling code shared by several regions (``+1``, ``+44``, ``+61``…) ``is_valid_number``
+    first finds the region by running the number-type check region after region, then runs the same
+    check again for the region found. The first result is the answer, so it is used as is; the
+    region loop mirrors ``_region_code_for_number_from_list``. A test compares both on sample numbers.
+    """
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(num.country_code)
+    if _number_type_helper is None or not regions or len(regions) == 1:
+        return phonenumbers.is_valid_number(num)
+    nsn = phonenumbers.national_significant_number(num)
+    for region in regions:
+        metadata = _PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if _pn_re_compile(metadata.leading_digits).match(nsn):
+                return phonenumbers.is_valid_number_for_region(num, region)
+        elif _number_type_helper(nsn, metadata) != phonenumbers.PhoneNumberType.UNKNOWN:
+            return True  # is_valid_number_for_region(num, region) repeats this very check
+    return False
+
+
 def _norm_ph(s: str, region: str | None) -> str:
     s = s.strip()
     digits_start = _PHONE_SEPARATORS_RE.sub("", s)
@@ -163,10 +195,10 @@ def _norm_ph(s: str, region: str | None) -> str:
     if reg is None and not s.startswith("+"):
         s = "+" + digits_start  # no region to assume: the digits must start with the country code
     num = _parse_phone(s, reg)
-    valid = num is not None and phonenumbers.is_valid_number(num)
+    valid = num is not None and _is_valid_phone(num)
     if not valid and reg is not None and digits_start.isdigit():
         alt = _parse_phone("+" + digits_start, None)  # the digits may already carry a country code
-        if alt is not None and phonenumbers.is_valid_number(alt):
+        if alt is not None and _is_valid_phone(alt):
             num, valid = alt, True
     if num is None:
         raise InvalidIdentifier("ph", "unparseable")

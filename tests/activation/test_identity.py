@@ -219,3 +219,28 @@ def test_sha256_refuses_the_empty_string():
     """Hashing an empty value is a bug caught at the hash call."""
     with pytest.raises(InvalidIdentifier):
         identity.sha256_hex("")
+
+
+def test_phone_validity_shortcut_equals_libphonenumber():
+    """_is_valid_phone answers exactly phonenumbers.is_valid_number, on sample and shared-code numbers."""
+    import phonenumbers
+
+    from pltv.sample import generate_tables
+
+    users, _, _ = generate_tables(3000, seed=4)
+    raw = [(p, c) for p, c in zip(users["phone"], users["country"], strict=True) if isinstance(p, str)]
+    raw += [
+        (f"+1 {a} 555 {i:04d}", None) for a in ("242", "876", "649", "416", "205", "800") for i in range(40)
+    ]
+    raw += [(f"+44 {p}", None) for p in ("1624 412345", "1534 712345", "1481 712345", "7700 900123", "20 1")]
+    raw += [(f"+61 {p}", None) for p in ("8 9162 1234", "8 9164 1234", "4 1234 5678", "2 1")]
+    numbers = []
+    for text, country in raw:
+        try:
+            numbers.append(phonenumbers.parse(text, country))
+        except phonenumbers.NumberParseException:
+            continue
+    assert len(numbers) > 1500
+    verdicts = [identity._is_valid_phone(n) for n in numbers]
+    assert verdicts == [phonenumbers.is_valid_number(n) for n in numbers]
+    assert any(verdicts) and not all(verdicts)
