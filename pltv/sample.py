@@ -442,6 +442,7 @@ def generate_tables(
     effect = CHANNEL_EFFECT[ch] + PLATFORM_EFFECT[pl] + COUNTRY_EFFECT[co]
     z = rng.normal(size=n)  # latent value
     user_id = _cat("u", _zpad(rng.permutation(n) + 1, 8))
+    user_ids = pd.Index(user_id.astype(object), dtype="string")  # categories for the long tables
     users = pd.DataFrame(
         {
             "user_id": pd.Series(user_id.astype(object), dtype="string"),
@@ -544,9 +545,10 @@ def generate_tables(
     order = np.lexsort((e_t, e_owner))
     events = pd.DataFrame(
         {
-            "user_id": pd.Series(user_id[e_owner[order]].astype(object), dtype="string"),
+            # categoricals: written dictionary-encoded (strings to every reader), no 8M Python strings
+            "user_id": pd.Categorical.from_codes(e_owner[order], categories=user_ids),
             "occurred_at": signup_at[e_owner[order]] + pd.to_timedelta(e_t[order].astype(np.int64), unit="s"),
-            "event_name": pd.Categorical.from_codes(e_name[order], EVENT_NAMES).astype("string"),
+            "event_name": pd.Categorical.from_codes(e_name[order], EVENT_NAMES),
         }
     )
     users = pd.concat([users, _identifiers(rng, users)], axis=1)
