@@ -76,4 +76,7 @@ def render_scores(scores: dict[str, float], *, title: str = "") -> str:
     for key in TABLE_METRICS:
         model, base = scores.get(key, float("nan")), scores.get(f"baseline_{key}", float("nan"))
         lines.append(f"  {key:<14}{model:>10.3f}{base:>10.3f}")
+    if "total_bias_ci_low" in scores:
+        lo, hi = scores["total_bias_ci_low"], scores["total_bias_ci_high"]
+        lines.append(f"  total_bias 95% bootstrap interval [{lo:+.3f}, {hi:+.3f}] (test-cohort noise)")
     return "\n".join(lines)
