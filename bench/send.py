@@ -3,7 +3,8 @@
 Both pipelines start from the same raw users (``pltv.sample`` messy identifiers) and post to the same
 local sink (the project's sandbox, in its own process, so the sink does not share our GIL):
 
-- ours: ``hash_identifiers`` → ``build_events`` → ``CapiClient.send`` (JSON, 1000/batch, 4 workers);
+- ours: ``hash_identifiers`` → ``build_events`` → ``CapiClient.send`` (JSON, 1000/batch, ``--workers``
+  concurrent requests, 4 by default);
 - SDK:  ``UserData``/``Event`` objects → ``EventRequest(...).execute()`` per 1000 (its default sync path,
   ``FacebookAdsApi.init(crash_log=False)``, ``FacebookSession.GRAPH`` = the sink). A batch whose raw
   values make the SDK raise is re-built without the events that fail ``Event.normalize()`` — what a
@@ -102,14 +103,16 @@ def _stats(url: str) -> dict:
     return requests.get(f"{url}/_sandbox/summary", timeout=5).json()["stats"]
 
 
-def run_ours(users: pd.DataFrame, url: str, now: float) -> tuple[float, tuple[float, float], int, set]:
+def run_ours(
+    users: pd.DataFrame, url: str, now: float, workers: int
+) -> tuple[float, tuple[float, float], int, set]:
     settings = EventSettings(mode="custom_value", spec_id="bench", send_day=3)
     t0 = time.perf_counter()
     ud, _ = hash_identifiers(users, default_region="US")
     t_hash = time.perf_counter() - t0
     plan = build_events(users, ud, settings, now=now)
     t_build = time.perf_counter() - t0 - t_hash
-    cfg = ClientConfig(pixel_id="1", access_token=TOKEN, graph_url=url, max_workers=4)
+    cfg = ClientConfig(pixel_id="1", access_token=TOKEN, graph_url=url, max_workers=workers)
     sent = 0
     with CapiClient(cfg) as client:
         for outcomes in client.send([e.payload for e in plan.events]):
@@ -207,6 +210,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=4, help="our client's concurrent requests")
     args = ap.parse_args()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -216,7 +220,7 @@ def main() -> None:
         users = _users(args.events, args.seed, now)
         now_s = int(now.timestamp()) + 60
 
-        t_ours, (t_hash, t_build), sent_ours, planned_users = run_ours(users, url, now_s)
+        t_ours, (t_hash, t_build), sent_ours, planned_users = run_ours(users, url, now_s, args.workers)
         ours_stats = _stats(url)
         _reset(url)
         # the SDK peer sends the same events (the users our pipeline found sendable: user agent etc.)
@@ -234,6 +238,7 @@ def main() -> None:
         "ours_sent": sent_ours,
         "ours_seconds": round(t_ours, 2),
         "ours_requests": ours_stats["requests"],
+        "ours_client_workers": args.workers,
         "normalize_hash_rows_per_s": round(n / t_hash),
         "normalize_hash_seconds": round(t_hash, 2),
         "build_seconds": round(t_build, 2),

@@ -214,6 +214,7 @@ SETTINGS_UNDER_TEST = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Discarding nonzero nanoseconds")  # build_event's to_pydatetime
 @pytest.mark.parametrize("settings", SETTINGS_UNDER_TEST, ids=lambda s: f"{s.mode}-{s.spec_id}")
 @pytest.mark.parametrize("signup_as", ["datetime_utc", "datetime_naive", "datetime_ns_berlin", "iso_strings"])
 def test_column_builder_matches_the_per_row_builder(settings, signup_as):
