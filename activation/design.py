@@ -347,6 +347,20 @@ def _spec_for(
     )
 
 
+def render_send_days(result: DesignResult) -> str:
+    """One line per send day: the best quality reachable, the volume, and what limits it."""
+    lines = ["send day  best future-Gini  best eligible  events/week  rules broken by some candidates"]
+    for day, group in result.table.groupby("send_day", sort=True):
+        ok = group[group["eligible"]]
+        broken = sorted({rule for rules in group["broken"] for rule in rules})
+        lines.append(
+            f"d{day:<8} {group['future_gini'].max():>16.3f} "
+            f"{(format(ok['future_gini'].max(), '.3f') if len(ok) else '-'):>14} "
+            f"{group['weekly_volume'].max():>12,.0f}  {', '.join(broken) or '-'}"
+        )
+    return "\n".join(lines)
+
+
 def render_table(result: DesignResult, limit: int | None = None) -> str:
     """The ranked candidates as text: quality, volume, and why each rejected one was rejected."""
     t = result.table

@@ -223,7 +223,7 @@ def design(
     config: ConfigOpt = None,
 ) -> None:
     """Design the event Meta optimizes on from the registered models' holdouts; write an EventSpec."""
-    from activation.design import DesignOptions, render_table
+    from activation.design import DesignOptions, render_send_days, render_table
     from activation.design_io import design_from_registry
     from activation.errors import ActivationError
     from pltv.config import parse_send_days
@@ -241,6 +241,8 @@ def design(
     except (PltvError, ActivationError) as exc:
         raise _fail(exc) from exc
     typer.echo(render_table(result))
+    typer.echo("")
+    typer.echo(render_send_days(result))
     for note in result.notes:
         typer.echo(note)
     typer.echo("")

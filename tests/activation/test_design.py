@@ -216,3 +216,14 @@ def test_candidates_cover_every_mode_mapping_and_threshold():
     assert len(cands) == 2 * (2 * len(KINDS) + 5)
     assert {c.mode for c in cands} == {"append_value", "custom_value", "threshold"}
     assert isinstance(EventSpec, type)
+
+
+def test_send_day_summary_shows_quality_and_what_limits_each_day():
+    """The per-send-day summary names each day's best quality and the rules that limit it."""
+    from activation.design import render_send_days
+
+    holdouts = {1: _holdout(skill=0.5), 7: _holdout(skill=2.0)}
+    result = design(holdouts, {1: ("m1", "1"), 7: ("m7", "1")}, BIG, horizon_days=365)
+    text = render_send_days(result)
+    assert text.splitlines()[1].startswith("d1") and text.splitlines()[2].startswith("d7")
+    assert "append_within_7d" in text.splitlines()[2] and "attribution_window_7d" in text.splitlines()[2]
