@@ -10,7 +10,8 @@ DuckDB connection has:
 - ``transactions``: ``user_id``, ``occurred_at`` TIMESTAMP, ``revenue`` DOUBLE, ``transaction_id`` —
   cleaned: duplicate transaction ids, rows for unknown users, rows before signup and null revenue are
   dropped and counted in :attr:`Source.quality`;
-- ``events``: ``user_id``, ``occurred_at``, ``event_name`` (empty when the source has no events).
+- ``events``: ``user_id``, ``occurred_at``, ``event_name`` — cleaned like transactions (rows for unknown
+  users, before signup or without a name are dropped and counted); empty when the source has no events.
 
 Errors name the table, column and an example row key, never a value that may be personal data.
 """
@@ -359,36 +360,30 @@ def _build_events(con, columns: dict[str, str] | None) -> dict[str, int]:
         )
         return {}
     ts = _check_timestamps(con, "events", columns, "user_id")
+    # one pass: flag each row, keep the clean ones as a table (every feature build reads it), count the rest
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW events AS
-        SELECT e.user_id::VARCHAR AS user_id, {ts[0].replace('"occurred_at"', 'e."occurred_at"', 1)},
-               e.event_name::VARCHAR AS event_name
-        FROM mapped_events AS e
+        CREATE OR REPLACE TEMP TABLE events_flagged AS
+        SELECT e.user_id, e.occurred_at, e.event_name,
+               CASE WHEN u.user_id IS NULL THEN 'unknown user_id'
+                    WHEN e.occurred_at IS NULL THEN 'null occurred_at'
+                    WHEN e.event_name IS NULL THEN 'null event_name'
+                    WHEN e.occurred_at < u.signup_at THEN 'before signup_at' END AS drop_reason
+        FROM (SELECT user_id::VARCHAR AS user_id, {ts[0]}, event_name::VARCHAR AS event_name
+              FROM mapped_events) AS e
+        LEFT JOIN users AS u USING (user_id)
         """
     )
     dropped = dict(
         con.execute(
-            """
-            SELECT CASE WHEN u.user_id IS NULL THEN 'unknown user_id'
-                        WHEN e.occurred_at IS NULL THEN 'null occurred_at'
-                        WHEN e.event_name IS NULL THEN 'null event_name'
-                        ELSE 'before signup_at' END, count(*)
-            FROM events AS e LEFT JOIN users AS u USING (user_id)
-            WHERE u.user_id IS NULL OR e.occurred_at IS NULL OR e.event_name IS NULL
-                  OR e.occurred_at < u.signup_at
-            GROUP BY 1 ORDER BY 1
-            """
+            "SELECT drop_reason, count(*) FROM events_flagged WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
-    # the feature windows [signup_at, signup_at + d) exclude these rows; this view makes it explicit
     con.execute(
-        """
-        CREATE OR REPLACE TEMP VIEW events_clean AS
-        SELECT e.* FROM events AS e JOIN users AS u USING (user_id)
-        WHERE e.occurred_at >= u.signup_at AND e.event_name IS NOT NULL
-        """
+        "CREATE OR REPLACE TEMP TABLE events AS SELECT user_id, occurred_at, event_name FROM events_flagged "
+        "WHERE drop_reason IS NULL"
     )
+    con.execute("DROP TABLE events_flagged")
     return {f"events: {reason} (ignored)": int(n) for reason, n in dropped.items()}
 
 
