@@ -42,8 +42,10 @@ def model_name(template: str, send_day: int) -> str:
 
 with warnings.catch_warnings():
     # MLflow warns at class creation that predict has no type hints; it takes a features frame and aligns
-    # columns itself, so MLflow's type-hint validation is deliberately not used.
-    warnings.simplefilter("ignore")
+    # columns itself, so MLflow's type-hint validation is deliberately not used. MLflow re-enables the
+    # warning inside its own check (a "once" filter), so only silencing the display works; the check's result
+    # is cached per function, so loading a model later does not warn again.
+    warnings.showwarning = lambda *args, **kwargs: None
 
     class LtvPythonModel(mlflow.pyfunc.PythonModel):
         """A fitted estimator plus what scoring needs: send day, horizon, event names, feature columns."""
