@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import multiprocessing
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -572,8 +575,78 @@ def _column_values(
     return norm_arr[codes], sent_arr[codes]
 
 
+#: Unique (phone, country) pairs from which libphonenumber runs in worker processes, in parallel with the
+#: other columns (it is most of the hashing time: ~25 µs a number). Below it a fork costs more than it saves.
+PARALLEL_PHONES_MIN = 8_000
+_PHONE_CHUNK = 2_000  # pairs per task: the calling process takes the tasks no worker has started
+
+
+_FORK_AVAILABLE = "fork" in multiprocessing.get_all_start_methods()
+
+
+def _phone_workers() -> int:
+    """Worker processes for phones: the other CPUs (the caller keeps one); 0 without ``fork``."""
+    if not _FORK_AVAILABLE:
+        return 0  # spawned workers would re-import pandas & co: slower than the work they take
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus - 1, 4)
+
+
+def _normalize_phones(
+    items: Sequence[tuple[str | None, str | None]], default_region: str | None
+) -> list[tuple[str | None, str | None]]:
+    """``(normalized, None)`` or ``(None, reason)`` per ``(text, country)``; ``text`` None: blank."""
+    out: list[tuple[str | None, str | None]] = []
+    for s, country in items:
+        if s is None:
+            out.append((None, None))
+            continue
+        try:
+            out.append((_normalize_text("ph", s, country, default_region), None))
+        except InvalidIdentifier as exc:
+            out.append((None, exc.reason))
+    return out
+
+
+class _PhonesInBackground:
+    """Phone pairs normalized by worker processes while the caller does the other columns.
+
+    :meth:`results` first runs, in the calling process, every task no worker has started (taken from
+    the end), then waits for the rest: the work splits between the processes however busy they are.
+    Results are exactly :func:`_normalize_text`'s: the same function runs on the same input.
+    """
+
+    def __init__(
+        self, items: list[tuple[str | None, str | None]], default_region: str | None, workers: int
+    ) -> None:
+        self._default_region = default_region
+        self._parts = [items[i : i + _PHONE_CHUNK] for i in range(0, len(items), _PHONE_CHUNK)]
+        # fork: workers start in milliseconds with the parent's modules and phone metadata loaded
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        self._futures: list[Future] = [
+            self._pool.submit(_normalize_phones, part, default_region) for part in self._parts
+        ]
+
+    def results(self) -> list[tuple[str | None, str | None]]:
+        done: dict[int, list[tuple[str | None, str | None]]] = {}
+        try:
+            for i in range(len(self._futures) - 1, -1, -1):
+                if not self._futures[i].cancel():
+                    break
+                done[i] = _normalize_phones(self._parts[i], self._default_region)
+            out: list[tuple[str | None, str | None]] = []
+            for i, fut in enumerate(self._futures):
+                out.extend(done[i] if i in done else fut.result())
+            return out
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def hash_identifiers(
-    users: pd.DataFrame, *, default_region: str | None = "US"
+    users: pd.DataFrame, *, default_region: str | None = "US", parallel: bool = True
 ) -> tuple[pd.DataFrame, IdentityReport]:
     """Normalize + hash every identifier column of ``users`` into ``user_data``-ready columns.
 
@@ -583,6 +656,9 @@ def hash_identifiers(
 
     Each column is factorized once; every unique value (for ``ph``/``st``/``zp``: every unique
     (value, user's country) pair) is normalized and hashed once, then mapped back to the rows.
+    With ``parallel`` (the default) and at least :data:`PARALLEL_PHONES_MIN` unique phone pairs on a
+    machine with more than one CPU, phones are normalized by forked worker processes while this process
+    does the other columns; the result is the same as with ``parallel=False``.
     """
     columns: dict[str, pd.Series] = {}
     for col in users.columns:
@@ -597,35 +673,67 @@ def hash_identifiers(
     country_codes = np.full(n, -1, dtype=np.int64)
     countries: list[str] = []
     order = ["country"] + [k for k in USER_DATA_KEYS if k != "country"]
-    for key in order:
-        if key not in columns:
-            continue
-        codes, uniques = _factorize(columns[key])
-        if key in _REGIONAL:
-            # one code per (value, country) pair: value code * (countries + 1) + country code + 1
-            width = len(countries) + 1
-            valid = codes >= 0
-            pair_codes, pairs = _factorize(codes[valid] * width + country_codes[valid] + 1)
-            codes = np.full(n, -1, dtype=np.int64)
-            codes[valid] = pair_codes
-            pair_country = [countries[p % width - 1] if p % width else None for p in pairs]
-            pair_values = [uniques[p // width] for p in pairs]
+    background: tuple[np.ndarray, list[Any], _PhonesInBackground] | None = None
+    try:
+        for key in order:
+            if key not in columns:
+                continue
+            codes, uniques = _factorize(columns[key])
+            if key in _REGIONAL:
+                # one code per (value, country) pair: value code * (countries + 1) + country code + 1
+                width = len(countries) + 1
+                valid = codes >= 0
+                pair_codes, pairs = _factorize(codes[valid] * width + country_codes[valid] + 1)
+                codes = np.full(n, -1, dtype=np.int64)
+                codes[valid] = pair_codes
+                pair_country = [countries[p % width - 1] if p % width else None for p in pairs]
+                pair_values = [uniques[p // width] for p in pairs]
+                workers = _phone_workers() if parallel and key == "ph" else 0
+                if workers and len(pairs) >= PARALLEL_PHONES_MIN:
+                    items = [
+                        (_text_or_none(key, u), c) for u, c in zip(pair_values, pair_country, strict=True)
+                    ]
+                    background = (codes, pair_values, _PhonesInBackground(items, default_region, workers))
+                    continue
 
-            def normalize_pair(s: str, j: int, key: str = key, pair_country: list = pair_country) -> str:
-                return _normalize_text(key, s, pair_country[j], default_region)
+                def normalize_pair(s: str, j: int, key: str = key, pair_country: list = pair_country) -> str:
+                    return _normalize_text(key, s, pair_country[j], default_region)
 
-            _, out[key] = _column_values(key, codes, pair_values, normalize_pair, present, kept, dropped)
-            continue
+                _, out[key] = _column_values(key, codes, pair_values, normalize_pair, present, kept, dropped)
+                continue
 
-        def normalize_plain(s: str, j: int, key: str = key) -> str:
-            return _normalize_text(key, s, None, default_region)
+            def normalize_plain(s: str, j: int, key: str = key) -> str:
+                return _normalize_text(key, s, None, default_region)
 
-        normalized, out[key] = _column_values(key, codes, uniques, normalize_plain, present, kept, dropped)
-        if key == "country":
-            country_codes, countries = _factorize(normalized)
+            normalized, out[key] = _column_values(
+                key, codes, uniques, normalize_plain, present, kept, dropped
+            )
+            if key == "country":
+                country_codes, countries = _factorize(normalized)
+        if background is not None:
+            codes, pair_values, phones = background
+            results = phones.results()
+
+            def normalized_phone(s: str, j: int) -> str:
+                norm, reason = results[j]
+                if norm is None:
+                    raise InvalidIdentifier("ph", reason or "invalid_number")
+                return norm
+
+            _, out["ph"] = _column_values("ph", codes, pair_values, normalized_phone, present, kept, dropped)
+    finally:
+        if background is not None:
+            background[2].close()
     keys = [k for k in USER_DATA_KEYS if k in out]
     frame = pd.DataFrame({k: pd.Series(out[k], index=users.index, dtype=object) for k in keys}, columns=keys)
     return frame, IdentityReport(rows=n, present=present, kept=kept, dropped=dropped)
+
+
+def _text_or_none(key: str, raw: Any) -> str | None:
+    try:
+        return _text(key, raw)
+    except InvalidIdentifier:
+        return None
 
 
 def user_data_for(
