@@ -522,121 +522,125 @@ def _factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
     return np.asarray(codes, dtype=np.int64), uniques.tolist()
 
 
-def _column_values(
-    key: str,
-    codes: np.ndarray,
-    uniques: Sequence[Any],
-    normalize_one: Callable[[str, int], str],
-    present: dict[str, int],
-    kept: dict[str, int],
-    dropped: dict[tuple[str, str], int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalize and hash once per unique value; return per-row (normalized, sent) object arrays.
+#: One unique value's outcome: (normalized, value to send, reason dropped); all None: blank (missing).
+_Prepared = tuple[str | None, str | None, str | None]
 
-    ``codes`` index ``uniques`` per row (-1: missing); ``normalize_one(text, j)`` gets the stripped
-    text of unique ``j``. Blank values count as missing; failures are counted per reason (rows, not
-    uniques). Hashing runs once per unique *normalized* value.
+
+def _prepare_values(
+    key: str, uniques: Sequence[Any], countries: Sequence[str | None] | None, default_region: str | None
+) -> list[_Prepared]:
+    """Normalize and hash each unique value of ``key`` (with its user's country for ``ph``/``st``/``zp``).
+
+    Blank values (missing or only spaces) come back as ``(None, None, None)``; a value Meta would not
+    accept as ``(None, None, reason)``. Hashing runs once per distinct *normalized* value.
     """
     hashed = key in _HASHED_SET
-    n_u = len(uniques)
-    normalized: list[str | None] = [None] * (n_u + 1)  # the extra slot serves code -1
-    sent: list[str | None] = [None] * (n_u + 1)
-    reasons: list[str | None] = [None] * n_u
-    blank = np.zeros(n_u, dtype=bool)
+    out: list[_Prepared] = []
     digests: dict[str, str] = {}
     for j, u in enumerate(uniques):
         try:
             s = _text(key, u)
         except InvalidIdentifier:
-            blank[j] = True  # missing or only spaces: not a value at all
+            out.append((None, None, None))
             continue
         try:
-            norm = normalize_one(s, j)
+            norm = _normalize_text(key, s, countries[j] if countries is not None else None, default_region)
         except InvalidIdentifier as exc:
-            reasons[j] = exc.reason
+            out.append((None, None, exc.reason))
             continue
-        normalized[j] = norm
         if not hashed or _SHA256_RE.fullmatch(norm):
-            sent[j] = norm
+            out.append((norm, norm, None))
         else:
             digest = digests.get(norm)
             if digest is None:
                 digest = digests[norm] = sha256_hex(norm)
-            sent[j] = digest
+            out.append((norm, digest, None))
+    return out
+
+
+def _column_values(
+    key: str,
+    codes: np.ndarray,
+    prepared: Sequence[_Prepared],
+    present: dict[str, int],
+    kept: dict[str, int],
+    dropped: dict[tuple[str, str], int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (normalized, sent) object arrays from the per-unique outcomes; counts per row, not unique.
+
+    ``codes`` index ``prepared`` per row (-1: missing). Blank values count as missing.
+    """
+    n_u = len(prepared)
+    normalized: list[str | None] = [p[0] for p in prepared]
+    sent: list[str | None] = [p[1] for p in prepared]
+    normalized.append(None)  # the extra slot serves code -1
+    sent.append(None)
     rows = np.bincount(codes[codes >= 0], minlength=n_u) if n_u else np.zeros(0, dtype=np.int64)
+    blank = np.fromiter((p == (None, None, None) for p in prepared), dtype=bool, count=n_u)
     present[key] = int(rows[~blank].sum())
-    ok = np.fromiter((v is not None for v in normalized[:n_u]), dtype=bool, count=n_u)
+    ok = np.fromiter((p[0] is not None for p in prepared), dtype=bool, count=n_u)
     kept[key] = int(rows[ok].sum())
-    for j, reason in enumerate(reasons):
-        if reason is not None:
-            dropped[(key, reason)] = dropped.get((key, reason), 0) + int(rows[j])
+    for j, p in enumerate(prepared):
+        if p[2] is not None:
+            dropped[(key, p[2])] = dropped.get((key, p[2]), 0) + int(rows[j])
     norm_arr = np.array(normalized, dtype=object)
     sent_arr = np.array(sent, dtype=object)
     return norm_arr[codes], sent_arr[codes]
 
 
-#: Unique (phone, country) pairs from which libphonenumber runs in worker processes, in parallel with the
-#: other columns (it is most of the hashing time: ~25 µs a number). Below it a fork costs more than it saves.
-PARALLEL_PHONES_MIN = 8_000
-_PHONE_CHUNK = 2_000  # pairs per task: the calling process takes the tasks no worker has started
-
-
+#: Unique values (all columns but ``country``) from which normalization + hashing runs in forked worker
+#: processes as well as in the caller. Below it a fork costs more than it saves.
+PARALLEL_MIN_UNIQUES = 20_000
+_TASK_SIZE = 2_000  # unique values per task: the caller takes the tasks no worker has started
 _FORK_AVAILABLE = "fork" in multiprocessing.get_all_start_methods()
 
 
-def _phone_workers() -> int:
-    """Worker processes for phones: the other CPUs (the caller keeps one); 0 without ``fork``."""
+def _workers() -> int:
+    """Worker processes: the other CPUs (the caller keeps one), at most 4; 0 without ``fork``."""
     if not _FORK_AVAILABLE:
         return 0  # spawned workers would re-import pandas & co: slower than the work they take
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cpus - 1, 4)
 
 
-def _normalize_phones(
-    items: Sequence[tuple[str | None, str | None]], default_region: str | None
-) -> list[tuple[str | None, str | None]]:
-    """``(normalized, None)`` or ``(None, reason)`` per ``(text, country)``; ``text`` None: blank."""
-    out: list[tuple[str | None, str | None]] = []
-    for s, country in items:
-        if s is None:
-            out.append((None, None))
-            continue
-        try:
-            out.append((_normalize_text("ph", s, country, default_region), None))
-        except InvalidIdentifier as exc:
-            out.append((None, exc.reason))
-    return out
+class _SharedWork:
+    """Tasks of :func:`_prepare_values` run by worker processes and by the caller.
 
-
-class _PhonesInBackground:
-    """Phone pairs normalized by worker processes while the caller does the other columns.
-
-    :meth:`results` first runs, in the calling process, every task no worker has started (taken from
-    the end), then waits for the rest: the work splits between the processes however busy they are.
-    Results are exactly :func:`_normalize_text`'s: the same function runs on the same input.
+    Workers take tasks from the front (phones first: libphonenumber is most of the time, ~20 µs a
+    number); :meth:`results` runs in the caller every task no worker has started, taken from the back,
+    then waits for the rest. The split follows how busy each process is; a worker's GIL is its own, so
+    its work does not compete with the caller's threads (e.g. a delivery in flight). The same function
+    runs on the same input either way, so the result is the serial one.
     """
 
     def __init__(
-        self, items: list[tuple[str | None, str | None]], default_region: str | None, workers: int
+        self,
+        columns: list[tuple[str, list[Any], list[str | None] | None]],
+        default_region: str | None,
+        workers: int,
     ) -> None:
-        self._default_region = default_region
-        self._parts = [items[i : i + _PHONE_CHUNK] for i in range(0, len(items), _PHONE_CHUNK)]
-        # fork: workers start in milliseconds with the parent's modules and phone metadata loaded
+        self._tasks: list[tuple[str, list[Any], list[str | None] | None, str | None]] = []
+        self._owner: list[str] = []
+        for key, uniques, countries in columns:
+            for i in range(0, len(uniques), _TASK_SIZE):
+                part = countries[i : i + _TASK_SIZE] if countries is not None else None
+                self._tasks.append((key, uniques[i : i + _TASK_SIZE], part, default_region))
+                self._owner.append(key)
+        # fork: workers start in milliseconds with the caller's modules (and phone metadata) loaded
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        self._futures: list[Future] = [
-            self._pool.submit(_normalize_phones, part, default_region) for part in self._parts
-        ]
+        self._futures: list[Future] = [self._pool.submit(_prepare_values, *t) for t in self._tasks]
 
-    def results(self) -> list[tuple[str | None, str | None]]:
-        done: dict[int, list[tuple[str | None, str | None]]] = {}
+    def results(self) -> dict[str, list[_Prepared]]:
+        """Per key, the outcome of each unique value, in the order given."""
+        done: dict[int, list[_Prepared]] = {}
         try:
             for i in range(len(self._futures) - 1, -1, -1):
                 if not self._futures[i].cancel():
                     break
-                done[i] = _normalize_phones(self._parts[i], self._default_region)
-            out: list[tuple[str | None, str | None]] = []
+                done[i] = _prepare_values(*self._tasks[i])
+            out: dict[str, list[_Prepared]] = {}
             for i, fut in enumerate(self._futures):
-                out.extend(done[i] if i in done else fut.result())
+                out.setdefault(self._owner[i], []).extend(done[i] if i in done else fut.result())
             return out
         finally:
             self.close()
@@ -656,9 +660,9 @@ def hash_identifiers(
 
     Each column is factorized once; every unique value (for ``ph``/``st``/``zp``: every unique
     (value, user's country) pair) is normalized and hashed once, then mapped back to the rows.
-    With ``parallel`` (the default) and at least :data:`PARALLEL_PHONES_MIN` unique phone pairs on a
-    machine with more than one CPU, phones are normalized by forked worker processes while this process
-    does the other columns; the result is the same as with ``parallel=False``.
+    With ``parallel`` (the default), at least :data:`PARALLEL_MIN_UNIQUES` unique values and more than
+    one CPU, forked worker processes share that work with the caller; the result is the same as with
+    ``parallel=False`` (tested).
     """
     columns: dict[str, pd.Series] = {}
     for col in users.columns:
@@ -672,68 +676,42 @@ def hash_identifiers(
     n = len(users)
     country_codes = np.full(n, -1, dtype=np.int64)
     countries: list[str] = []
-    order = ["country"] + [k for k in USER_DATA_KEYS if k != "country"]
-    background: tuple[np.ndarray, list[Any], _PhonesInBackground] | None = None
-    try:
-        for key in order:
-            if key not in columns:
-                continue
-            codes, uniques = _factorize(columns[key])
-            if key in _REGIONAL:
-                # one code per (value, country) pair: value code * (countries + 1) + country code + 1
-                width = len(countries) + 1
-                valid = codes >= 0
-                pair_codes, pairs = _factorize(codes[valid] * width + country_codes[valid] + 1)
-                codes = np.full(n, -1, dtype=np.int64)
-                codes[valid] = pair_codes
-                pair_country = [countries[p % width - 1] if p % width else None for p in pairs]
-                pair_values = [uniques[p // width] for p in pairs]
-                workers = _phone_workers() if parallel and key == "ph" else 0
-                if workers and len(pairs) >= PARALLEL_PHONES_MIN:
-                    items = [
-                        (_text_or_none(key, u), c) for u, c in zip(pair_values, pair_country, strict=True)
-                    ]
-                    background = (codes, pair_values, _PhonesInBackground(items, default_region, workers))
-                    continue
-
-                def normalize_pair(s: str, j: int, key: str = key, pair_country: list = pair_country) -> str:
-                    return _normalize_text(key, s, pair_country[j], default_region)
-
-                _, out[key] = _column_values(key, codes, pair_values, normalize_pair, present, kept, dropped)
-                continue
-
-            def normalize_plain(s: str, j: int, key: str = key) -> str:
-                return _normalize_text(key, s, None, default_region)
-
-            normalized, out[key] = _column_values(
-                key, codes, uniques, normalize_plain, present, kept, dropped
-            )
-            if key == "country":
-                country_codes, countries = _factorize(normalized)
-        if background is not None:
-            codes, pair_values, phones = background
-            results = phones.results()
-
-            def normalized_phone(s: str, j: int) -> str:
-                norm, reason = results[j]
-                if norm is None:
-                    raise InvalidIdentifier("ph", reason or "invalid_number")
-                return norm
-
-            _, out["ph"] = _column_values("ph", codes, pair_values, normalized_phone, present, kept, dropped)
-    finally:
-        if background is not None:
-            background[2].close()
+    if "country" in columns:  # first: it is the phone region and decides the US rules of st/zp
+        codes, uniques = _factorize(columns["country"])
+        prepared = _prepare_values("country", uniques, None, default_region)
+        normalized, out["country"] = _column_values("country", codes, prepared, present, kept, dropped)
+        country_codes, countries = _factorize(normalized)
+    todo: list[tuple[str, np.ndarray, list[Any], list[str | None] | None]] = []
+    for key in ("ph", *(k for k in USER_DATA_KEYS if k not in ("ph", "country"))):
+        if key not in columns:
+            continue
+        codes, uniques = _factorize(columns[key])
+        pair_country: list[str | None] | None = None
+        if key in _REGIONAL:
+            # one code per (value, country) pair: value code * (countries + 1) + country code + 1
+            width = len(countries) + 1
+            valid = codes >= 0
+            pair_codes, pairs = _factorize(codes[valid] * width + country_codes[valid] + 1)
+            codes = np.full(n, -1, dtype=np.int64)
+            codes[valid] = pair_codes
+            pair_country = [countries[p % width - 1] if p % width else None for p in pairs]
+            uniques = [uniques[p // width] for p in pairs]
+        todo.append((key, codes, uniques, pair_country))
+    workers = _workers() if parallel else 0
+    if workers and sum(len(t[2]) for t in todo) >= PARALLEL_MIN_UNIQUES:
+        shared = _SharedWork([(k, u, c) for k, _, u, c in todo], default_region, workers)
+        try:
+            prepared_by_key = shared.results()
+        finally:
+            shared.close()
+    else:
+        prepared_by_key = {k: _prepare_values(k, u, c, default_region) for k, _, u, c in todo}
+    for key, codes, _, _ in todo:
+        prepared = prepared_by_key.get(key, [])
+        _, out[key] = _column_values(key, codes, prepared, present, kept, dropped)
     keys = [k for k in USER_DATA_KEYS if k in out]
     frame = pd.DataFrame({k: pd.Series(out[k], index=users.index, dtype=object) for k in keys}, columns=keys)
     return frame, IdentityReport(rows=n, present=present, kept=kept, dropped=dropped)
-
-
-def _text_or_none(key: str, raw: Any) -> str | None:
-    try:
-        return _text(key, raw)
-    except InvalidIdentifier:
-        return None
 
 
 def user_data_for(

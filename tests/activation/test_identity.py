@@ -246,23 +246,22 @@ def test_phone_validity_shortcut_equals_libphonenumber():
     assert any(verdicts) and not all(verdicts)
 
 
-@pytest.mark.skipif(not identity._FORK_AVAILABLE, reason="worker processes for phones need fork")
-def test_parallel_phones_give_the_serial_result(monkeypatch):
-    """Phones normalized in worker processes give exactly the serial frame and report."""
+@pytest.mark.skipif(not identity._FORK_AVAILABLE, reason="worker processes need fork")
+def test_parallel_path_gives_the_serial_result(monkeypatch):
+    """Values normalized and hashed in worker processes give exactly the serial frame and report."""
     from pltv.sample import generate_tables
 
     users, _, _ = generate_tables(4000, seed=7)
     users.loc[users.index[:5], "phone"] = ["  ", "12", "+44 20 7946 0958", "e" * 64, "0044 20 7946 0958"]
+    users.loc[users.index[:3], "email"] = ["  ", "bad", "A" * 64]
     serial = hash_identifiers(users, default_region="US", parallel=False)
-    monkeypatch.setattr(identity, "PARALLEL_PHONES_MIN", 100)
-    monkeypatch.setattr(identity, "_PHONE_CHUNK", 300)
-    monkeypatch.setattr(identity, "_phone_workers", lambda: 1)  # also on a one-CPU runner
+    monkeypatch.setattr(identity, "PARALLEL_MIN_UNIQUES", 100)
+    monkeypatch.setattr(identity, "_TASK_SIZE", 300)
+    monkeypatch.setattr(identity, "_workers", lambda: 1)  # also on a one-CPU runner
     started = []
-    real = identity._PhonesInBackground.__init__
+    real = identity._SharedWork.__init__
     monkeypatch.setattr(
-        identity._PhonesInBackground,
-        "__init__",
-        lambda self, *a: (started.append(1), real(self, *a))[1],
+        identity._SharedWork, "__init__", lambda self, *a: (started.append(1), real(self, *a))[1]
     )
     parallel = hash_identifiers(users, default_region="US")
     assert started, "the parallel path did not run"
@@ -272,11 +271,11 @@ def test_parallel_phones_give_the_serial_result(monkeypatch):
 
 
 def test_small_inputs_never_start_worker_processes(monkeypatch):
-    """Below PARALLEL_PHONES_MIN unique phones, no process is forked."""
+    """Below PARALLEL_MIN_UNIQUES unique values, no process is forked."""
 
     def boom(*args, **kwargs):
         raise AssertionError("worker processes started for a small input")
 
-    monkeypatch.setattr(identity, "_PhonesInBackground", boom)
+    monkeypatch.setattr(identity, "_SharedWork", boom)
     frame, _ = hash_identifiers(pd.DataFrame({"phone": ["(650) 555-1212"] * 50, "country": ["us"] * 50}))
     assert frame["ph"].notna().all()
