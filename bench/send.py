@@ -12,8 +12,8 @@ local sink (the project's sandbox, in its own process, so the sink does not shar
   user of the SDK has to do, since one bad value aborts its whole request.
 
 Prints events/s for both, the ratio, normalize+hash throughput alone (all users in one call, measured
-after both runs), and how many hashes the SDK
-computes differently from Meta's documented rule (compared key by key on the same users).
+after both runs), and how many hashes the SDK computes differently from Meta's documented rule
+(compared key by key on the same users).
 
     .venv/bin/python bench/send.py --events 100000
 """
