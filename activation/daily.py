@@ -257,10 +257,14 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                 users = _users(source.con, feats["user_id"].tolist(), user_cols)
                 users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
                 users["predicted_ltv"] = value
-                user_data, _identity = hash_identifiers(users[[c for c in user_cols if c in IDENTIFIERS
-                                                               or c == "country"]],
+                from activation.events import presend_skips
+
+                # identifiers are normalized and hashed only for users whose event can still be sent
+                sendable = presend_skips(users, settings, now=now).isna().to_numpy()
+                id_cols = [c for c in user_cols if c in IDENTIFIERS or c == "country"]
+                user_data, _identity = hash_identifiers(users.loc[sendable, id_cols],
                                                         default_region=options.default_region)  # fmt: skip
-                plan = build_events(users, user_data, settings, now=now)
+                plan = build_events(users, user_data, settings, now=now)  # skips keep their reasons
                 timed("hash+build", t)
                 report.planned += len(plan.events)
                 report.skipped.update(plan.skip_reasons())

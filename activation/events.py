@@ -4,6 +4,8 @@
   ``EventSpec`` produces it.
 - :func:`build_event` / :func:`build_events` — a scored user (and their prepared ``user_data``) in, a
   :class:`PlannedEvent` (payload ready to send) or a :class:`SkippedEvent` (with a reason) out.
+- :func:`presend_skips` — the skip reasons that need no ``user_data`` (consent, value, time window, URL,
+  user agent…), column-wise: hash identifiers only for the users it leaves sendable.
 - :func:`validate_event` — everything Meta documents that would reject a whole batch, as a pure check
   returning a Graph-style :class:`Rejection`; shared by the builder (so bad events never leave) and the
   sandbox (so it answers like Meta).
@@ -354,6 +356,128 @@ def _ts(v: Any) -> datetime | None:
     return ts.to_pydatetime()
 
 
+def _blank(v: Any) -> bool:
+    """A missing or whitespace-only raw value (as :mod:`activation.identity` drops it: missing/empty)."""
+    return v is None or not (v.strip() if type(v) is str else str(v).strip())
+
+
+#: Skip reasons that need no ``user_data``, in the order both builders check them (before any match key).
+PRESEND_REASONS: tuple[str, ...] = (
+    "no_consent",
+    "missing_signup_at",
+    "non_positive_value",
+    "below_threshold",
+    "too_old",
+    "in_future",
+    "missing_conversion_ids",  # append_value
+    "outside_append_window",  # append_value
+    "missing_event_source_url",  # website
+    "missing_client_user_agent",  # website: the raw column (never hashed)
+)
+
+
+def _presend_reason(
+    user: Mapping[str, Any],
+    settings: EventSettings,
+    now_s: int,
+    signup: datetime | None,
+    event_time: int,
+    value: float,
+) -> str | None:
+    """:func:`build_event`'s first checks, in :data:`PRESEND_REASONS` order (per row, the reference)."""
+    consent = _get(user, "consent")
+    if consent is not None and not bool(consent):
+        return "no_consent"
+    if signup is None:
+        return "missing_signup_at"
+    if not math.isfinite(value) or value <= 0:
+        return "non_positive_value"
+    if settings.mode == "threshold" and value < (settings.threshold or 0.0):
+        return "below_threshold"
+    if event_time < now_s - int(settings.max_age_days * DAY):
+        return "too_old"
+    if event_time > now_s:
+        return "in_future"
+    if settings.mode == "append_value":
+        conv_name = _get(user, "conversion_event_name")
+        if not conv_name or not (_get(user, "conversion_event_id") or _get(user, "conversion_order_id")):
+            return "missing_conversion_ids"
+        sent_at = _ts(_get(user, "conversion_sent_at"))
+        if sent_at is None or now_s > unix_seconds(sent_at) + int(settings.append_window_days * DAY):
+            return "outside_append_window"
+    if settings.action_source == "website":
+        if not (_get(user, "event_source_url") or settings.event_source_url):
+            return "missing_event_source_url"
+        if _blank(_get(user, "client_user_agent")):
+            return "missing_client_user_agent"
+    return None
+
+
+def _presend_reasons(
+    users: pd.DataFrame,
+    settings: EventSettings,
+    now_s: int,
+    has_time: np.ndarray,
+    event_time: np.ndarray,
+    value: np.ndarray,
+) -> list[str]:
+    """:func:`_presend_reason` over columns: per row the first reason that applies, or ``""``."""
+    n = len(users)
+    finite = np.isfinite(value)
+    consent = _column(users, "consent")
+    no_consent = (
+        np.zeros(n, dtype=bool)
+        if consent is None
+        else np.fromiter((c is not None and not c for c in consent), dtype=bool, count=n)
+    )
+    with np.errstate(invalid="ignore"):
+        checks: list[tuple[str, np.ndarray]] = [
+            ("no_consent", no_consent),
+            ("missing_signup_at", ~has_time),
+            ("non_positive_value", ~finite | (value <= 0)),
+            (
+                "below_threshold",
+                np.full(n, settings.mode == "threshold") & (value < (settings.threshold or 0.0)),
+            ),
+            ("too_old", event_time < now_s - int(settings.max_age_days * DAY)),
+            ("in_future", event_time > now_s),
+        ]
+    if settings.mode == "append_value":
+        names, ids, orders = (
+            _column(users, c) or [None] * n
+            for c in ("conversion_event_name", "conversion_event_id", "conversion_order_id")
+        )
+        no_ids = (not a or not (b or c) for a, b, c in zip(names, ids, orders, strict=True))
+        checks.append(("missing_conversion_ids", np.fromiter(no_ids, dtype=bool, count=n)))
+        sent_present, sent_s = _event_times(users, "conversion_sent_at", 0)
+        late = now_s > sent_s + int(settings.append_window_days * DAY)
+        checks.append(("outside_append_window", ~sent_present | late))
+    if settings.action_source == "website":
+        if not settings.event_source_url:
+            urls = _column(users, "event_source_url") or [None] * n
+            checks.append(
+                ("missing_event_source_url", np.fromiter((not u for u in urls), dtype=bool, count=n))
+            )
+        agents = _column(users, "client_user_agent") or [None] * n
+        blank = np.fromiter((_blank(a) for a in agents), dtype=bool, count=n)
+        checks.append(("missing_client_user_agent", blank))
+    return np.select([m for _, m in checks], [r for r, _ in checks], default="").tolist()
+
+
+def presend_skips(users: pd.DataFrame, settings: EventSettings, *, now: float | datetime) -> pd.Series:
+    """Per row of ``users``, the skip reason that needs no ``user_data``, or None (the event may be sent).
+
+    Pure and column-wise; the same reasons, in the same order (:data:`PRESEND_REASONS`), as the first
+    checks of :func:`build_event` / :func:`build_events`. Identifiers need normalizing and hashing only
+    for the rows where it is None: ``hash_identifiers(users[presend_skips(users, s, now=t).isna()])``.
+    """
+    has_time, event_time = _event_times(users, "signup_at", settings.send_day)
+    reasons = _presend_reasons(
+        users, settings, unix_seconds(now), has_time, event_time, _floats(users, "predicted_ltv")
+    )
+    return pd.Series([r or None for r in reasons], index=users.index, dtype=object, name="skip_reason")
+
+
 def build_event(
     user: Mapping[str, Any], user_data: Mapping[str, str], settings: EventSettings, *, now: float | datetime
 ) -> PlannedEvent | SkippedEvent:
@@ -361,7 +485,9 @@ def build_event(
 
     ``user`` has ``user_id``, ``signup_at``, ``predicted_ltv`` and the optional delivery columns of the
     data contract (``consent``, ``ldu``, ``event_source_url``, ``conversion_*``); ``user_data`` is the
-    prepared (hashed) ``user_data`` dict of :mod:`activation.identity`.
+    prepared (hashed) ``user_data`` dict of :mod:`activation.identity`. The reasons that need no
+    ``user_data`` (:data:`PRESEND_REASONS`, in that order) come first, then the match-key checks, then
+    :func:`validate_event` on the payload.
     """
     now_s = unix_seconds(now)
     event_name = settings.event_name or ""
@@ -374,19 +500,9 @@ def build_event(
     def skip(reason: str) -> SkippedEvent:
         return SkippedEvent(event_id, event_name, event_time, value if math.isfinite(value) else 0.0, reason)
 
-    consent = _get(user, "consent")
-    if consent is not None and not bool(consent):
-        return skip("no_consent")
-    if signup is None:
-        return skip("missing_signup_at")
-    if not math.isfinite(value) or value <= 0:
-        return skip("non_positive_value")
-    if settings.mode == "threshold" and value < (settings.threshold or 0.0):
-        return skip("below_threshold")
-    if event_time < now_s - int(settings.max_age_days * DAY):
-        return skip("too_old")
-    if event_time > now_s:
-        return skip("in_future")
+    reason = _presend_reason(user, settings, now_s, signup, event_time, value)
+    if reason is not None:
+        return skip(reason)
     ud = {k: v for k, v in user_data.items() if k in USER_DATA_KEYS and v}
     if not ud:
         return skip("no_match_key")
@@ -403,16 +519,9 @@ def build_event(
     if url:
         payload["event_source_url"] = str(url)
     if settings.mode == "append_value":
-        original: dict[str, Any] = {}
-        conv_name = _get(user, "conversion_event_name")
         conv_id = _get(user, "conversion_event_id")
         order_id = _get(user, "conversion_order_id")
-        sent_at = _ts(_get(user, "conversion_sent_at"))
-        if not conv_name or not (conv_id or order_id):
-            return skip("missing_conversion_ids")
-        if sent_at is None or now_s > unix_seconds(sent_at) + int(settings.append_window_days * DAY):
-            return skip("outside_append_window")
-        original["event_name"] = str(conv_name)
+        original: dict[str, Any] = {"event_name": str(_get(user, "conversion_event_name"))}
         if conv_id:
             original["event_id"] = str(conv_id)
         if order_id:
@@ -439,8 +548,10 @@ def build_events(
     """Events for every row of ``users`` (aligned with ``user_data`` on the index), plus skips and EMQ.
 
     Column-wise: the same rules as :func:`build_event` (a test proves identical payloads and skips),
-    with ``event_id``, ``event_time``, values and the skip reasons that need no payload computed over
-    whole columns; the payload of each sendable user is then checked with :func:`validate_event`.
+    with ``event_id``, ``event_time``, values and the skip reasons that need no payload
+    (:func:`presend_skips`) computed over whole columns; the payload of each sendable user is then
+    checked with :func:`validate_event`. ``user_data`` may hold rows only for the users
+    :func:`presend_skips` leaves sendable (it is reindexed on ``users``; a missing row is no user_data).
     """
     n = len(users)
     now_s = unix_seconds(now)
@@ -448,27 +559,8 @@ def build_events(
     event_ids = [event_id_for(settings.spec_id, u) for u in users["user_id"].tolist()]
     has_time, event_time = _event_times(users, "signup_at", settings.send_day)
     value = _floats(users, "predicted_ltv")
-    finite = np.isfinite(value)
-    skip_value = np.where(finite, value, 0.0).tolist()
-    consent = _column(users, "consent")
-    no_consent = (
-        np.zeros(n, dtype=bool)
-        if consent is None
-        else np.fromiter((c is not None and not c for c in consent), dtype=bool, count=n)
-    )
-    with np.errstate(invalid="ignore"):
-        reasons: list[tuple[str, np.ndarray]] = [
-            ("no_consent", no_consent),
-            ("missing_signup_at", ~has_time),
-            ("non_positive_value", ~finite | (value <= 0)),
-            (
-                "below_threshold",
-                np.full(n, settings.mode == "threshold") & (value < (settings.threshold or 0.0)),
-            ),
-            ("too_old", event_time < now_s - int(settings.max_age_days * DAY)),
-            ("in_future", event_time > now_s),
-        ]
-    reason = np.select([m for _, m in reasons], [r for r, _ in reasons], default="").tolist()
+    skip_value = np.where(np.isfinite(value), value, 0.0).tolist()
+    reason = _presend_reasons(users, settings, now_s, has_time, event_time, value)
     candidates = [i for i, r in enumerate(reason) if not r]
     uds, values_ok = _user_data_dicts(user_data.reindex(users.index), candidates, n)
     times = event_time.tolist()
@@ -483,9 +575,6 @@ def build_events(
         if settings.mode == "append_value"
         else None
     )
-    sent_present, sent_s = _event_times(users, "conversion_sent_at", 0)
-    sent_present_l, sent_s_l = sent_present.tolist(), sent_s.tolist()
-    append_window = int(settings.append_window_days * DAY)
     payloads: dict[int, dict[str, Any]] = {}
     # Once every user_data value has passed its rule (checked per unique value), validate_event's
     # verdict depends only on the payload's shape: validate one payload per shape, reuse the verdict.
@@ -509,12 +598,6 @@ def build_events(
             payload["event_source_url"] = str(url)
         if conversion is not None:
             conv_name, conv_id, order_id = (c[i] for c in conversion)
-            if not conv_name or not (conv_id or order_id):
-                reason[i] = "missing_conversion_ids"
-                continue
-            if not sent_present_l[i] or now_s > sent_s_l[i] + append_window:
-                reason[i] = "outside_append_window"
-                continue
             original: dict[str, Any] = {"event_name": str(conv_name)}
             if conv_id:
                 original["event_id"] = str(conv_id)

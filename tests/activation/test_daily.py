@@ -262,3 +262,26 @@ def test_no_identifier_token_or_proof_in_logs_or_output(world, tmp_path, caplog)
     from activation.client import appsecret_proof
 
     assert appsecret_proof(SECRET, TOKEN) not in text
+
+
+def test_identifiers_are_hashed_only_for_users_whose_event_can_be_sent(world, tmp_path, monkeypatch):
+    """Users skipped for a reason that needs no user_data (no consent, no user agent…) never reach
+    normalization: hashing sees exactly the others; every skip still has its ledger row and reason."""
+    import activation.daily as daily
+    from activation.events import PRESEND_REASONS
+
+    reports = []
+
+    def spy(users, **kwargs):
+        frame, identity = hash_identifiers(users, **kwargs)
+        reports.append(identity)
+        return frame, identity
+
+    monkeypatch.setattr(daily, "hash_identifiers", spy)
+    with Sandbox(now=NOW) as sb:
+        report = run_daily(_options(world, tmp_path, sb), now=NOW)
+    presend = sum(n for r, n in report.skipped.items() if r in PRESEND_REASONS)
+    assert presend > 0 and report.planned > 0
+    assert sum(r.rows for r in reports) == report.eligible - presend
+    skipped = _ledger(tmp_path).query("state == 'skipped'")
+    assert skipped["reason"].value_counts().to_dict() == dict(report.skipped)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from activation.errors import EventSettingsError
 from activation.events import (
+    PRESEND_REASONS,
     EventSettings,
     PlannedEvent,
     SkippedEvent,
@@ -21,6 +22,7 @@ from activation.events import (
     chunk,
     estimate_match_quality,
     event_id_for,
+    presend_skips,
     validate_event,
 )
 from activation.identity import hash_identifiers
@@ -33,7 +35,12 @@ CUSTOM = EventSettings(
 
 
 def _user(**kw):
-    base = {"user_id": "u1", "signup_at": "2026-10-26T12:00:00", "predicted_ltv": 123.456}
+    base = {
+        "user_id": "u1",
+        "signup_at": "2026-10-26T12:00:00",
+        "predicted_ltv": 123.456,
+        "client_user_agent": "Mozilla/5.0",  # raw: website events need it (checked before match keys)
+    }
     return base | kw
 
 
@@ -97,13 +104,33 @@ def test_append_value_references_the_original_conversion():
             "missing_conversion_ids",
         ),
         (_user(), {"fn": "a" * 64, "ge": "b" * 64}, CUSTOM, "insufficient_customer_information"),
-        (_user(), {"em": "a" * 64}, CUSTOM, "missing_client_user_agent"),
+        (_user(), {"em": "a" * 64}, CUSTOM, "missing_client_user_agent"),  # raw UA not in user_data
+        # no user agent / no URL come before the match keys: such a user's identifiers are never needed
+        (_user(client_user_agent=None), {}, CUSTOM, "missing_client_user_agent"),
+        (_user(client_user_agent=" "), UD, CUSTOM, "missing_client_user_agent"),
+        (
+            _user(),
+            {},
+            EventSettings(mode="custom_value", spec_id="s", send_day=3),
+            "missing_event_source_url",
+        ),
+        (
+            _user(client_user_agent=None),
+            {},
+            EventSettings(mode="custom_value", spec_id="s", send_day=3, action_source="app"),
+            "no_match_key",
+        ),
     ],
 )
 def test_unsendable_users_are_skipped_with_a_reason(user, ud, settings, reason):
     """Every rule Meta (or the design) would refuse becomes a skip with its reason, never a bad event."""
     out = build_event(user, ud, settings, now=NOW)
     assert isinstance(out, SkippedEvent) and out.reason == reason
+    users = pd.DataFrame([user])
+    column = build_events(users, pd.DataFrame([ud]), settings, now=NOW)
+    assert column.skipped == [out]
+    presend = presend_skips(users, settings, now=NOW).iloc[0]
+    assert presend in (reason, None) and (presend is None or reason in PRESEND_REASONS)
 
 
 def test_ldu_user_gets_limited_data_use_with_geolocation():
@@ -227,6 +254,7 @@ def test_column_builder_matches_the_per_row_builder(settings, signup_as):
         users["signup_at"] += pd.to_timedelta(np.arange(len(users)) % 1000, unit="ns")
     elif signup_as == "iso_strings":
         users["signup_at"] = users["signup_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").astype(object)
+    users.loc[users.index[3::61], "client_user_agent"] = " "  # blank: missing, like a null
     ud, _ = hash_identifiers(users, default_region="US")
     # a few user_data values that validate_event must refuse: unhashed, empty list, wrong type
     ud.loc[ud.index[::97], "em"] = "someone@example.com"
@@ -245,6 +273,17 @@ def test_column_builder_matches_the_per_row_builder(settings, signup_as):
     reasons = plan.skip_reasons()
     assert len(reasons) >= 4 and len(plan.events) > 50  # the sample exercises many rules
     assert reasons.get("unhashed_user_data") and reasons.get("bad_user_data")
+    assert reasons.get("missing_client_user_agent") and reasons.get("no_match_key") is None
+    assert bool(reasons.get("missing_event_source_url")) == (settings.event_source_url is None)
+    # the reasons that need no user_data come first, and are exactly presend_skips' (column-wise)
+    presend = presend_skips(users, settings, now=NOW)
+    for want, pre in zip(expected, presend.tolist(), strict=True):
+        got_reason = getattr(want, "reason", None)
+        assert pre == got_reason if pre is not None else got_reason not in PRESEND_REASONS
+    # user_data only for the users presend_skips leaves sendable: the same plan
+    eligible = presend.isna()
+    assert 0 < eligible.sum() < len(users)
+    assert build_events(users, ud[eligible], settings, now=NOW) == plan
 
 
 def test_column_builder_matches_with_object_columns_and_missing_optional_columns():
@@ -261,3 +300,42 @@ def test_column_builder_matches_with_object_columns_and_missing_optional_columns
     assert [(type(e), e) for e in [*plan.events, *plan.skipped]] == sorted(
         [(type(e), e) for e in expected], key=lambda p: not isinstance(p[1], PlannedEvent)
     )
+
+
+def test_only_users_presend_skips_leaves_sendable_are_hashed():
+    """presend_skips names every reason that needs no user_data, in the builders' order; hashing only
+    the remaining users gives the same plan, and the others' identifiers are never normalized."""
+    users = pd.DataFrame(
+        {
+            "user_id": ["ok", "no-consent", "no-ua", "blank-ua", "zero", "no-keys"],
+            "signup_at": pd.to_datetime(["2026-10-26"] * 6, utc=True),
+            "predicted_ltv": [10.0, 20.0, 30.0, 40.0, 0.0, 50.0],
+            "consent": [True, False, True, True, True, True],
+            "email": ["a@x.com", "b@x.com", "c@x.com", "d@x.com", "e@x.com", None],
+            "client_user_agent": ["UA", "UA", None, "  ", "UA", "UA"],
+        },
+        index=[10, 11, 12, 13, 14, 15],
+    )
+    skips = presend_skips(users, CUSTOM, now=NOW)
+    assert skips.index.equals(users.index)
+    assert skips.tolist() == [
+        None,
+        "no_consent",
+        "missing_client_user_agent",
+        "missing_client_user_agent",
+        "non_positive_value",
+        None,
+    ]
+    eligible = users[skips.isna()]
+    ud, report = hash_identifiers(eligible[["email", "client_user_agent"]])
+    assert report.rows == 2 and report.present["em"] == 1  # the four pre-skipped emails: never read
+    plan = build_events(users, ud, CUSTOM, now=NOW)
+    full, _ = hash_identifiers(users[["email", "client_user_agent"]])
+    assert plan == build_events(users, full, CUSTOM, now=NOW)
+    assert [e.event_id for e in plan.events] == [event_id_for("spec-1", "ok")]
+    assert plan.skip_reasons() == {
+        "no_consent": 1,
+        "missing_client_user_agent": 2,
+        "non_positive_value": 1,
+        "insufficient_customer_information": 1,  # user agent only: the match-key checks come after
+    }
