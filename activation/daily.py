@@ -32,7 +32,7 @@ import pandas as pd
 from activation.client import CapiClient, ClientConfig
 from activation.delivery import deliver
 from activation.errors import ActivationError
-from activation.events import build_events, chunk, estimate_match_quality, event_id_for
+from activation.events import build_events, chunk, estimate_match_quality, event_id_for, presend_skips
 from activation.identity import hash_identifiers
 from activation.ledger import Ledger, RunInfo
 from activation.redaction import log_event
@@ -257,7 +257,6 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                 users = _users(source.con, feats["user_id"].tolist(), user_cols)
                 users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
                 users["predicted_ltv"] = value
-                from activation.events import presend_skips
 
                 # identifiers are normalized and hashed only for users whose event can still be sent
                 sendable = presend_skips(users, settings, now=now).isna().to_numpy()
