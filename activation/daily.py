@@ -48,6 +48,7 @@ DELIVERY_COLUMNS = (
     "conversion_order_id", "conversion_sent_at",
 )  # fmt: skip
 PSI_WARNING = 0.2
+PSI_MIN_EVENTS = 200  # below this, ten-bin shares are too noisy for PSI to mean anything
 
 
 class DailyRunError(ActivationError, RuntimeError):
@@ -117,6 +118,8 @@ class DailyReport:
             lines.append(
                 f"  values           p10={q['p10']:.2f} p50={q['p50']:.2f} p90={q['p90']:.2f} max={q['max']:.2f}"
             )
+        if self.psi is None and self.planned:
+            lines.append(f"  PSI vs holdout         n/a  (needs >= {PSI_MIN_EVENTS} events to be meaningful)")
         if self.psi is not None:
             flag = (
                 "  WARNING: the score distribution drifted from the holdout" if self.psi > PSI_WARNING else ""
@@ -290,7 +293,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
             "p90": float(np.quantile(sent_values, 0.9)), "max": float(sent_values.max()),
         }  # fmt: skip
         ref = spec.value_reference
-        if ref:
+        if ref and len(sent_values) >= PSI_MIN_EVENTS:
             report.psi = population_stability_index(ref["edges"], ref["shares"], sent_values)
     report.stage_seconds = {k: round(v, 3) for k, v in stage.items()}
     report.seconds = time.perf_counter() - t0

@@ -103,7 +103,7 @@ def test_events_received_equal_eligible_users_with_spec_values_and_hashes(world,
     if expected["em"].notna().iloc[0]:
         assert event["user_data"]["em"] == expected["em"].iloc[0]
     assert event["custom_data"]["value"] >= spec.value_mapping.floor
-    assert report.psi is not None and report.match_quality is not None
+    assert report.match_quality is not None and "PSI vs holdout" in report.render()
 
 
 def test_rerun_of_the_same_date_sends_nothing_new(world, tmp_path):
