@@ -153,7 +153,8 @@ def _select(
         "AND signup_at + to_days(CAST($d AS INTEGER)) < $as_of ORDER BY send_at, user_id",
         {"d": spec.send_day, "start": window_start, "as_of": as_of},
     ).df()
-    frame["event_id"] = [event_id_for(spec.spec_id, u) for u in frame["user_id"]]
+    spec_id = spec.spec_id
+    frame["event_id"] = [event_id_for(spec_id, u) for u in frame["user_id"]]
     states = ledger.states(frame["event_id"])
     frame["state"] = frame["event_id"].map(states)
     today = frame["send_at"] >= as_of - timedelta(days=1)

@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class EventSpec:
             },
         }
 
-    @property
+    @cached_property  # the spec is frozen: hash its content once
     def spec_id(self) -> str:
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
         return "spec-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
