@@ -240,7 +240,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
         run = RunInfo(run_id=run_id, spec_id=spec.spec_id, send_date=options.run_date,
                       model_version=str(spec.model_version))  # fmt: skip
         client = None if options.dry_run else CapiClient(options.client)
-        all_user_data = []
+        key_sets: Counter = Counter()  # user_data key combinations sent: memory bounded by combinations
         try:
             for start in range(0, len(selected), options.chunk_size):
                 part = selected.iloc[start : start + options.chunk_size]
@@ -271,7 +271,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                 timed("hash+build", t)
                 report.planned += len(plan.events)
                 report.skipped.update(plan.skip_reasons())
-                all_user_data.extend(e.payload["user_data"] for e in plan.events)
+                key_sets.update(frozenset(e.payload["user_data"]) for e in plan.events)
                 values_sent.append(np.array([e.value for e in plan.events]))
                 t = time.perf_counter()
                 if options.dry_run:
@@ -286,7 +286,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
         finally:
             if client is not None:
                 client.close()
-        report.match_quality = estimate_match_quality(all_user_data)
+        report.match_quality = estimate_match_quality(keys for keys, n in key_sets.items() for _ in range(n))
     sent_values = np.concatenate(values_sent) if values_sent else np.zeros(0)
     if len(sent_values):
         report.value_quantiles = {
