@@ -39,14 +39,10 @@ from activation.redaction import log_event
 from activation.report import population_stability_index
 from activation.spec import EventSpec, load_spec
 from pltv.config import SourceConfig
-from pltv.sources import IDENTIFIERS, open_source
+from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
 log = logging.getLogger("activation.daily")
 
-DELIVERY_COLUMNS = (
-    "consent", "ldu", "event_source_url", "conversion_event_name", "conversion_event_id",
-    "conversion_order_id", "conversion_sent_at",
-)  # fmt: skip
 PSI_WARNING = 0.2
 PSI_MIN_EVENTS = 200  # below this, ten-bin shares are too noisy for PSI to mean anything
 
@@ -229,7 +225,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
         outbox = folder / f"{options.run_date:%Y-%m-%d}-{run_id}.jsonl"
         outbox.write_text("")
         report.outbox = outbox
-    user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY_COLUMNS) if c in source.user_columns]
+    user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY) if c in source.user_columns]
     with source, Ledger(options.ledger_path) as ledger:
         t = time.perf_counter()
         selected = _select(source.con, ledger, spec, as_of, now, options.catch_up_days)
