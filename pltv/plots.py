@@ -70,20 +70,6 @@ def feature_importance(importance: pd.Series, *, top: int = 20, title: str = "")
     return fig
 
 
-def calibration_by_version(tables: Mapping[str, pd.DataFrame], *, title: str = "") -> Figure:
-    """Decile tables of several model versions: predicted / actual per decile (1 = calibrated)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, table in tables.items():
-        ax.plot(table["decile"], table["mean_predicted"] / table["mean_actual"], marker="o", label=name)
-    ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_xlabel("decile of predicted value")
-    ax.set_ylabel("mean predicted / mean actual")
-    ax.set_title(title or "calibration by model version")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def _values(predictions, names: list[str]) -> dict[str, np.ndarray | None]:
     """``None``, one array for every name, or a mapping name -> array (missing names -> ``None``)."""
     if predictions is None:
