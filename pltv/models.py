@@ -12,8 +12,8 @@ so the LightGBM models learn only the *future* part and add the known part back:
 - :class:`EarlyRevenueMultiple`: the heuristic every team uses, ``k · early net revenue`` with ``k`` fitted
   on the training cohorts (so it predicts 0 for everyone at send day 0, where there is no early revenue).
 
-``recalibrate(X, y)`` fits ``scale_`` so that Σpredicted = Σactual on the given (matured, out-of-sample)
-users: the aggregate recalibration. Columns are aligned by name at predict time: a missing event-count
+``recalibrate(X, y)`` fits ``scale_`` so that Σpredicted = Σactual on the given matured users (training
+uses every training cohort): the aggregate recalibration. Columns are aligned by name at predict time: a missing event-count
 column counts 0, unknown columns are ignored, unseen category levels become missing.
 
 LightGBM is imported lazily and run deterministically (fixed seed, ``deterministic=True``, 2 threads).
@@ -117,7 +117,7 @@ class _FutureModel:
         return _early(X) + self.predict_future(X)
 
     def recalibrate(self, X: pd.DataFrame, y) -> _FutureModel:
-        """Scale the future part so that Σpredicted = Σ``y`` on these (out-of-sample, matured) users."""
+        """Scale the future part so that Σpredicted = Σ``y`` on these matured users."""
         self.scale_ = 1.0
         future_pred = self.predict_future(X).sum()
         future_true = float(np.sum(np.asarray(y, dtype=np.float64) - _early(X)))

@@ -94,6 +94,14 @@ def test_test_cohort_is_the_most_recent_matured_signups(fitted, sample_frames):
     assert fitted.split["n_train"] + fitted.split["n_test"] == len(frame)
 
 
+def test_final_model_is_recalibrated_on_all_training_cohorts(fitted, sample_frames):
+    """Σpredicted = Σactual over the matured training users; the test cohort plays no part in the factor."""
+    frame, _ = sample_frames
+    train = frame[frame["signup_at"] < split_cohorts(frame)]
+    assert fitted.model.predict(train).sum() == pytest.approx(train["actual_ltv"].sum(), rel=1e-9)
+    assert fitted.model.scale_ != 1.0
+
+
 def test_unmatured_users_never_enter_training(sample_frames):
     """Only users with signup_at + horizon <= as_of are in the matured frame (and so in training)."""
     frame, as_of = sample_frames
