@@ -138,6 +138,34 @@ def _encode(obj: Any) -> bytes:
     return _ENCODER.encode(obj).encode()
 
 
+def _body(encoded: Sequence[bytes], fields: Mapping[str, str]) -> bytes:
+    """``{"data":[<encoded events>], <fields>}``, the events already encoded by :func:`_encode`."""
+    tail = b"]," + _encode(dict(fields))[1:] if fields else b"]}"
+    return b'{"data":[' + b",".join(encoded) + tail
+
+
+def body_fields(config: ClientConfig, *, secrets: bool = True) -> dict[str, str]:
+    """The request's fields beside ``data``: token and proof (only when ``secrets``), test code, agent."""
+    fields = {}
+    if secrets:
+        fields["access_token"] = config.access_token
+        if config.app_secret:
+            fields["appsecret_proof"] = appsecret_proof(config.app_secret, config.access_token)
+    for k in ("test_event_code", "partner_agent"):
+        if getattr(config, k):
+            fields[k] = getattr(config, k)
+    return fields
+
+
+def request_body(
+    payloads: Sequence[Mapping[str, Any]], config: ClientConfig | None, *, secrets: bool = True
+) -> bytes:
+    """The exact body :class:`CapiClient` POSTs for these events; ``secrets=False`` leaves out the token and
+    the proof (the dry-run outbox); without a config, the events alone."""
+    fields = body_fields(config, secrets=secrets) if config is not None else {}
+    return _body([_encode(p) for p in payloads], fields)
+
+
 def _int(v: Any) -> int | None:
     try:
         return int(v) if v is not None else None
@@ -177,14 +205,7 @@ class CapiClient:
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._stop = threading.Event()
-        self._auth = {"access_token": config.access_token}
-        if config.app_secret:
-            self._auth["appsecret_proof"] = appsecret_proof(config.app_secret, config.access_token)
-        for k in ("test_event_code", "partner_agent"):
-            if getattr(config, k):
-                self._auth[k] = getattr(config, k)
-        # the body is b'{"data":[' + the batch's pre-encoded events + b'],' + these fields + b'}'
-        self._body_tail = b"]," + _encode(self._auth)[1:]
+        self._fields = body_fields(config)
 
     def __enter__(self) -> CapiClient:
         return self
@@ -231,7 +252,7 @@ class CapiClient:
 
     def _post_with_retries(self, encoded: Sequence[bytes], batch: str) -> tuple[Verdict, _Response, int]:
         cfg = self.config
-        body = b'{"data":[' + b",".join(encoded) + self._body_tail
+        body = _body(encoded, self._fields)
         start = self._clock()
         attempt = 0
         while True:

@@ -16,7 +16,6 @@ The run's :class:`DailyReport` says what happened; :func:`exit_code` turns it in
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -29,10 +28,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from activation.client import CapiClient, ClientConfig
+from activation.client import CapiClient, ClientConfig, request_body
 from activation.delivery import deliver
 from activation.errors import ActivationError
-from activation.events import build_events, chunk, estimate_match_quality, event_id_for, presend_skips
+from activation.events import (
+    MAX_EVENTS_PER_REQUEST,
+    build_events,
+    chunk,
+    estimate_match_quality,
+    event_id_for,
+    presend_skips,
+)
 from activation.identity import hash_identifiers
 from activation.ledger import Ledger, RunInfo
 from activation.redaction import log_event
@@ -170,12 +176,9 @@ def _users(con, user_ids: list[str], columns: list[str]) -> pd.DataFrame:
 
 def _outbox_write(path: Path, payloads: list[dict], client: ClientConfig | None) -> None:
     """The request bodies the live run would POST, minus ``access_token``/``appsecret_proof``."""
-    extra = {}
-    if client is not None:
-        extra = {k: getattr(client, k) for k in ("test_event_code", "partner_agent") if getattr(client, k)}
-    with path.open("a", encoding="utf-8") as fh:
-        for batch in chunk(payloads, client.batch_size if client else 1000):
-            fh.write(json.dumps({"data": list(batch), **extra}, separators=(",", ":")) + "\n")
+    with path.open("ab") as fh:
+        for batch in chunk(payloads, client.batch_size if client else MAX_EVENTS_PER_REQUEST):
+            fh.write(request_body(batch, client, secrets=False) + b"\n")
 
 
 def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None) -> DailyReport:

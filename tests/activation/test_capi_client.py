@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import random
 
 import pytest
+import requests
 from capi_helpers import SECRET, TOKEN, client_config, make_events
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activation.client import CapiClient, appsecret_proof, backoff_delay, classify, is_retryable
+from activation.client import (
+    CapiClient,
+    appsecret_proof,
+    backoff_delay,
+    classify,
+    is_retryable,
+    request_body,
+)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +108,22 @@ def test_total_deadline_bounds_retrying(sb):
     with CapiClient(cfg, sleep=sleep, clock=lambda: t[0]) as client:
         outcomes = client.send_batch([e.payload for e in make_events(2)])
     assert outcomes[0].state == "failed" and outcomes[0].attempts <= 4
+
+
+def test_request_body_is_what_the_client_posts_and_drops_secrets_on_request(sb):
+    """request_body: the sandbox accepts it as the client's own POST; secrets=False has no token or proof."""
+    cfg = client_config(sb.url, test_event_code="TEST123")
+    payloads = [e.payload for e in make_events(3)]
+    body = request_body(payloads, cfg)
+    resp = requests.post(cfg.url, data=body, headers={"Content-Type": "application/json"}, timeout=5)
+    assert resp.status_code == 200 and resp.json()["events_received"] == 3
+    assert [e["event_id"] for e in sb.events()] == [p["event_id"] for p in payloads]
+
+    dry = request_body(payloads, cfg, secrets=False)
+    assert TOKEN.encode() not in dry and b"appsecret_proof" not in dry
+    assert json.loads(dry) == {
+        "data": payloads,
+        "test_event_code": "TEST123",
+        "partner_agent": "pltv-toolkit",
+    }
+    assert json.loads(request_body(payloads, None)) == {"data": payloads}
