@@ -24,10 +24,11 @@ split); the final fit and the recalibration use every user.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -307,47 +308,48 @@ def train(
     """
     from pltv.sources import open_source
 
-    with open_source(source) as src:
+    with open_source(source) as src, contextlib.ExitStack() as stack:
         as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
         progress(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
         progress(
             f"as_of {as_of:%Y-%m-%d %H:%M} UTC, horizon {horizon_days} days, send days {list(send_days)}"
         )
-        if tracking_uri is None:
-            results = []
-            for d in send_days:
-                frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
-                results.append(
-                    fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
-                )
-                progress(f"send day {d}: {results[-1].candidate} in {results[-1].seconds:.1f}s")
-            return TrainResult(as_of=as_of, tracking_uri=None, run_id=None, results=results)
-        return _train_tracked(
-            src,
-            send_days=send_days,
-            horizon_days=horizon_days,
-            as_of=as_of,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            model_name=model_name,
-            promote=promote,
-            test_fraction=test_fraction,
-            progress=progress,
-        )
+        run_id = None
+        if tracking_uri is not None:
+            run_id = stack.enter_context(
+                _parent_run(src, send_days=send_days, horizon_days=horizon_days, as_of=as_of,
+                            tracking_uri=tracking_uri, experiment=experiment)
+            )  # fmt: skip
+        results = []
+        for d in send_days:
+            progress(f"send day {d}: building features")
+            frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
+            result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
+            progress(
+                f"send day {d}: chose {result.candidate} on validation ({result.split['n_train']:,} train / "
+                f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}) "
+                f"in {result.seconds:.1f}s"
+            )
+            if tracking_uri is not None:
+                reg = _log_and_register(
+                    result, frame, as_of=as_of, tracking_uri=tracking_uri, model_name=model_name,
+                    promote=promote,
+                )  # fmt: skip
+                progress(f"send day {d}: registered {reg.name} v{reg.version} as {reg.alias} ({reg.reason})")
+            results.append(result)
+        return TrainResult(as_of=as_of, tracking_uri=tracking_uri, run_id=run_id, results=results)
 
 
-def _train_tracked(src, *, send_days, horizon_days, as_of, tracking_uri, experiment, model_name, promote,
-                   test_fraction, progress) -> TrainResult:  # fmt: skip
+@contextlib.contextmanager
+def _parent_run(src, *, send_days, horizon_days, as_of, tracking_uri, experiment) -> Iterator[str]:
+    """The one parent MLflow run of a ``pltv train``, with the source and time window as params."""
     import mlflow
 
-    from pltv import registry, tracking
+    from pltv import tracking
 
     tracking.configure(tracking_uri)
     experiment_id = tracking.ensure_experiment(experiment, tracking_uri)
-    results = []
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"pltv train as_of={as_of:%Y-%m-%d}"
-    ) as parent:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"pltv train as_of={as_of:%Y-%m-%d}") as run:
         mlflow.log_params(
             {
                 "source": str(src.path),
@@ -362,35 +364,33 @@ def _train_tracked(src, *, send_days, horizon_days, as_of, tracking_uri, experim
                 "feature_sql_hash": feature_sql_hash(),
             }
         )
-        for d in send_days:
-            progress(f"send day {d}: building features")
-            frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
-            result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
-            progress(
-                f"send day {d}: chose {result.candidate} on validation ({result.split['n_train']:,} train / "
-                f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}) "
-                f"in {result.seconds:.1f}s"
-            )
-            name = registry.model_name(model_name, d)
-            with mlflow.start_run(
-                run_name=f"send_day={d}", nested=True, experiment_id=experiment_id
-            ) as child:
-                mlflow.set_tags({"pltv.send_day": str(d), "pltv.model_name": name})
-                info = _log_send_day(result, frame, as_of=as_of)
-                result.registration = registry.register(
-                    tracking_uri,
-                    name,
-                    info.model_uri,
-                    run_id=child.info.run_id,
-                    new_scores={"gini": result.scores["gini"], "decile_mape": result.scores["decile_mape"]},
-                    test=result.test,
-                    promote=promote,
-                    tags={"send_day": str(d), "horizon_days": str(horizon_days), "as_of": as_of.isoformat()},
-                )
-            reg = result.registration
-            progress(f"send day {d}: registered {reg.name} v{reg.version} as {reg.alias} ({reg.reason})")
-            results.append(result)
-        return TrainResult(as_of=as_of, tracking_uri=tracking_uri, run_id=parent.info.run_id, results=results)
+        yield run.info.run_id
+
+
+def _log_and_register(result: SendDayResult, frame: pd.DataFrame, *, as_of, tracking_uri, model_name,
+                      promote) -> object:  # fmt: skip
+    """One child run for the send day (params, metrics, artifacts, pyfunc), then the registry decision."""
+    import mlflow
+
+    from pltv import registry
+
+    d = result.send_day
+    name = registry.model_name(model_name, d)
+    experiment_id = mlflow.active_run().info.experiment_id
+    with mlflow.start_run(run_name=f"send_day={d}", nested=True, experiment_id=experiment_id) as child:
+        mlflow.set_tags({"pltv.send_day": str(d), "pltv.model_name": name})
+        info = _log_send_day(result, frame, as_of=as_of)
+        result.registration = registry.register(
+            tracking_uri,
+            name,
+            info.model_uri,
+            run_id=child.info.run_id,
+            new_scores={"gini": result.scores["gini"], "decile_mape": result.scores["decile_mape"]},
+            test=result.test,
+            promote=promote,
+            tags={"send_day": str(d), "horizon_days": str(result.horizon_days), "as_of": as_of.isoformat()},
+        )
+    return result.registration
 
 
 def feature_frame_columns(frame: pd.DataFrame) -> list[str]:
