@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pytest
@@ -123,3 +125,15 @@ def test_model_name_template_and_tracking_uris(tmp_path):
     tracking.configure(uri)
     assert (tmp_path / "x").is_dir()
     assert tracking.artifact_location(uri) == (tmp_path / "x" / "artifacts").as_uri()
+
+
+def test_untracked_training_fits_the_same_model_and_writes_no_store(store, tmp_path, monkeypatch):
+    """tracking_uri=None: same choice and holdout scores as the tracked run, no run id, nothing written."""
+    _, _, tracked = store
+    source = Path(SAMPLE).resolve()
+    monkeypatch.chdir(tmp_path)
+    untracked = train(source, send_days=(3,), tracking_uri=None)
+    assert untracked.run_id is None and untracked.results[0].registration is None
+    assert untracked.results[0].candidate == tracked.results[0].candidate
+    assert untracked.results[0].scores == tracked.results[0].scores
+    assert list(tmp_path.iterdir()) == []
