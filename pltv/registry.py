@@ -66,13 +66,20 @@ with warnings.catch_warnings():
 
 
 def _pip_requirements() -> list[str]:
+    """What the pyfunc imports besides its own code (which travels with it, see :func:`_code_paths`)."""
     reqs = []
-    for dist in ("lightgbm", "pandas", "numpy", "scikit-learn", "pltv-toolkit"):
+    for dist in ("lightgbm", "scikit-learn", "pandas", "numpy", "duckdb"):
         try:
             reqs.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             reqs.append(dist)
     return reqs
+
+
+def _code_paths() -> list[str]:
+    """The ``pltv`` package itself, copied into the model: it loads where the toolkit is not installed
+    (e.g. ``mlflow models serve``), with the code it was trained with."""
+    return [str(Path(__file__).resolve().parent)]
 
 
 def log_model(wrapper: LtvPythonModel, features: pd.DataFrame, *, name: str = "model"):
@@ -88,7 +95,11 @@ def log_model(wrapper: LtvPythonModel, features: pd.DataFrame, *, name: str = "m
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no input example": the signature comes from real features
             return mlflow.pyfunc.log_model(
-                name=name, python_model=wrapper, signature=signature, pip_requirements=_pip_requirements()
+                name=name,
+                python_model=wrapper,
+                signature=signature,
+                pip_requirements=_pip_requirements(),
+                code_paths=_code_paths(),
             )
     finally:
         quiet.setLevel(level)
@@ -210,9 +221,3 @@ def register(
     except MlflowException as exc:
         raise RegistryError(f"registering {name} in {tracking_uri} failed: {exc}") from exc
     return Registration(name=name, version=str(mv.version), alias=alias, reason=reason)
-
-
-def save_local(wrapper: LtvPythonModel, path: str | Path) -> Path:
-    """Save the pyfunc to a folder (no tracking server), e.g. for tests or offline scoring."""
-    mlflow.pyfunc.save_model(str(path), python_model=wrapper, pip_requirements=_pip_requirements())
-    return Path(path)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -76,6 +79,37 @@ def test_loaded_champion_predicts_like_the_in_memory_model(store):
     loaded = registry.load_model(uri, "pltv_d3", "champion")
     np.testing.assert_array_equal(loaded.predict(sd.test), sd.model.predict(sd.test))
     assert loaded.send_day == 3 and loaded.event_names == sd.event_names
+
+
+_LOAD_WITHOUT_THE_TOOLKIT = """
+import sys, importlib.util
+sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.path = [p for p in sys.path if p not in ("", {repo!r})]
+assert importlib.util.find_spec("pltv") is None, "pltv is still importable"
+import mlflow, pandas as pd
+mlflow.set_tracking_uri({uri!r})
+model = mlflow.pyfunc.load_model("models:/pltv_d3@champion")
+pd.Series(model.predict(pd.read_parquet({features!r}))).to_frame("p").to_parquet({out!r})
+print(sys.modules["pltv"].__file__)
+"""
+
+
+def test_logged_model_loads_where_the_toolkit_is_not_installed(store, tmp_path):
+    """The pyfunc carries the pltv code: a Python without pltv importable loads it and predicts the same."""
+    uri, _, result = store
+    sd = result.results[0]
+    features, out = tmp_path / "features.parquet", tmp_path / "pred.parquet"
+    sd.test.head(200).to_parquet(features)
+    code = _LOAD_WITHOUT_THE_TOOLKIT.format(
+        repo=str(Path.cwd()), uri=uri, features=str(features), out=str(out)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "/code/pltv/" in proc.stdout  # imported from the model's own copy
+    expected = sd.model.predict(sd.test.head(200))
+    np.testing.assert_array_equal(pd.read_parquet(out)["p"].to_numpy(), expected)
 
 
 def test_holdout_for_returns_the_logged_holdout(store):
