@@ -80,6 +80,8 @@ class DailyReport:
     model: str
     eligible: int = 0  # users selected (the day's + catch-up)
     catch_up: int = 0
+    deferred: int = 0  # send moment after the source's last row: scored by a later run, once the data is in
+    data_end: datetime | None = None
     planned: int = 0
     sent: int = 0
     already_done: int = 0
@@ -99,6 +101,15 @@ class DailyReport:
             f"run {self.run_id} for {self.run_date} (spec {self.spec_id}, model {self.model})"
             + (" — DRY RUN, nothing sent" if self.dry_run else ""),
             f"  eligible users   {self.eligible:>9,}  (catch-up {self.catch_up:,})",
+            *(
+                [
+                    f"  deferred         {self.deferred:>9,}  (send moment after the source's last row at "
+                    f"{self.data_end:%Y-%m-%d %H:%M:%S} UTC: their window is not in the data yet; a later "
+                    "run sends them)"
+                ]
+                if self.deferred
+                else []
+            ),
             f"  events planned   {self.planned:>9,}",
             f"  sent             {self.sent:>9,}"
             + (f"  (+{self.already_done:,} already sent)" if self.already_done else ""),
@@ -144,9 +155,12 @@ def _day_start(d: date) -> datetime:
 
 
 def _select(
-    con, ledger: Ledger, spec: EventSpec, as_of: datetime, now: datetime, catch_up_days: float
-) -> pd.DataFrame:
-    """The day's users plus catch-up users still inside Meta's window, with event ids, by send moment."""
+    con, ledger: Ledger, spec: EventSpec, as_of: datetime, now: datetime, catch_up_days: float,
+    data_end: datetime | None,
+) -> tuple[pd.DataFrame, int]:  # fmt: skip
+    """The day's users plus catch-up users still inside Meta's window, with event ids, by send moment;
+    and how many were deferred because their send moment is after the source's last row (``data_end``):
+    their feature window is not fully in the data, and a value sent now would be too low, once."""
     now_naive = now.astimezone(UTC).replace(tzinfo=None)
     window_start = min(as_of - timedelta(days=1), now_naive - timedelta(days=catch_up_days))
     frame = con.execute(
@@ -162,7 +176,9 @@ def _select(
     today = frame["send_at"] >= as_of - timedelta(days=1)
     open_state = frame["state"].isna() | frame["state"].isin(["pending"])
     frame["catch_up"] = ~today
-    return frame[today | open_state].reset_index(drop=True)
+    frame = frame[today | open_state]
+    late = frame["send_at"] > data_end if data_end is not None else pd.Series(False, index=frame.index)
+    return frame[~late].reset_index(drop=True), int(late.sum())
 
 
 def _users(con, user_ids: list[str], columns: list[str]) -> pd.DataFrame:
@@ -183,7 +199,7 @@ def _outbox_write(path: Path, payloads: list[dict], client: ClientConfig | None)
 
 def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None) -> DailyReport:
     """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry."""
-    from pltv.features import build_features
+    from pltv.features import build_features, to_utc_naive
     from pltv.registry import load_model
 
     t0 = time.perf_counter()
@@ -231,9 +247,16 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY) if c in source.user_columns]
     with source, Ledger(options.ledger_path) as ledger:
         t = time.perf_counter()
-        selected = _select(source.con, ledger, spec, as_of, now, options.catch_up_days)
+        data_end = source.quality.data_end
+        report.data_end = to_utc_naive(data_end) if data_end is not None else None
+        selected, report.deferred = _select(
+            source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end
+        )
         timed("select", t)
         report.eligible, report.catch_up = len(selected), int(selected["catch_up"].sum())
+        if report.deferred:
+            log_event(log, "activation.deferred_for_data", logging.WARNING, run_id=run_id,
+                      deferred=report.deferred, data_end=f"{report.data_end:%Y-%m-%dT%H:%M:%S}")  # fmt: skip
         log_event(log, "activation.daily_started", run_id=run_id, eligible=report.eligible,
                   catch_up=report.catch_up, spec_id=spec.spec_id)  # fmt: skip
         run = RunInfo(run_id=run_id, spec_id=spec.spec_id, send_date=options.run_date,

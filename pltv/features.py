@@ -207,4 +207,5 @@ def build_features(
     frame["user_id"] = frame["user_id"].astype(str)
     frame.attrs["event_names"] = event_names
     frame.attrs["send_day"] = int(send_day)
+    frame.attrs["as_of"] = as_of
     return frame

@@ -38,7 +38,7 @@ import pandas as pd
 
 from pltv import metrics
 from pltv.config import SourceConfig
-from pltv.errors import InsufficientDataError
+from pltv.errors import ConfigError, InsufficientDataError
 from pltv.evaluate import decile_report, evaluate_holdout, holdout_frame
 from pltv.features import (
     build_features,
@@ -172,6 +172,13 @@ def fit_send_day(
     """Split, choose, fit, recalibrate and evaluate one send day on a matured features frame."""
     started = time.perf_counter()
     frame = frame[frame["actual_ltv"].notna()]
+    if len(frame) < MIN_MATURED:
+        as_of = frame.attrs.get("as_of")
+        raise InsufficientDataError(
+            f"send day {send_day}: {len(frame):,} matured users (need {MIN_MATURED:,}: signed up at least "
+            f"{horizon_days} days before as_of{f' {as_of:%Y-%m-%d}' if as_of is not None else ''}); "
+            "use a longer history, a later --as-of or a shorter --horizon-days"
+        )
     test_from = split_cohorts(frame, test_fraction=test_fraction)
     train, test = frame[frame["signup_at"] < test_from], frame[frame["signup_at"] >= test_from]
     train.attrs = test.attrs = frame.attrs
@@ -308,6 +315,9 @@ def train(
     """
     from pltv.sources import open_source
 
+    bad = [d for d in send_days if not 0 <= d < horizon_days]
+    if bad:  # before anything is trained or registered
+        raise ConfigError(f"send days must be in 0..{horizon_days - 1} (the horizon), got {bad}")
     with open_source(source) as src, contextlib.ExitStack() as stack:
         as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
         progress(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
