@@ -319,7 +319,14 @@ def train(
     if bad:  # before anything is trained or registered
         raise ConfigError(f"send days must be in 0..{horizon_days - 1} (the horizon), got {bad}")
     with open_source(source) as src, contextlib.ExitStack() as stack:
-        as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
+        complete_until = default_as_of(src.quality.data_end)
+        as_of = to_utc_naive(as_of) if as_of is not None else complete_until
+        if as_of > complete_until:
+            raise ConfigError(
+                f"as_of {as_of:%Y-%m-%d %H:%M} is after the data ends ({src.quality.data_end}): labels of "
+                f"users signed up in the last {horizon_days} days before it would be cut short and count as "
+                f"matured; use an as_of up to {complete_until:%Y-%m-%d}"
+            )
         progress(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
         progress(
             f"as_of {as_of:%Y-%m-%d %H:%M} UTC, horizon {horizon_days} days, send days {list(send_days)}"

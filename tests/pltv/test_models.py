@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pltv.errors import InsufficientDataError
+from pltv.errors import ConfigError, InsufficientDataError
 from pltv.features import build_features, default_as_of
 from pltv.models import EarlyRevenueMultiple, HurdleLTV, TweedieLTV
 from pltv.sources import open_source
-from pltv.train import fit_send_day, split_cohorts
+from pltv.train import fit_send_day, split_cohorts, train
 
 SAMPLE = "data/sample"
 
@@ -127,5 +127,14 @@ def test_model_beats_the_baseline_out_of_time(fitted):
 def test_too_few_matured_users_is_a_clear_error(sample_frames):
     """Insufficient data names the numbers found and needed."""
     frame, _ = sample_frames
-    with pytest.raises(InsufficientDataError, match=r"matured users \(need 1,000\)"):
+    with pytest.raises(InsufficientDataError, match=r"500 matured users \(need 1,000"):
         fit_send_day(frame.head(500), send_day=3, horizon_days=365)
+
+
+def test_as_of_after_the_data_ends_is_refused(tmp_path):
+    """Data is complete only before the day after its last row; a later as_of would mature cut-short labels."""
+    with pytest.raises(ConfigError, match=r"after the data ends .* up to 2026-11-01"):
+        train(SAMPLE, send_days=(3,), as_of="2027-06-01", tracking_uri=None)
+    with pytest.raises(ConfigError, match=r"send days must be in 0\.\.364"):
+        train(SAMPLE, send_days=(0, 400), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any run or registration
