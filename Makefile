@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/send.py
 	$(BIN)/python bench/daily.py
+	$(BIN)/python bench/calibration.py
 
 clean:
 	rm -rf $(VENV) demo-out
