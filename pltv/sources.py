@@ -13,6 +13,10 @@ DuckDB connection has:
 - ``events``: ``user_id``, ``occurred_at``, ``event_name`` — cleaned like transactions (rows for unknown
   users, before signup or without a name are dropped and counted); empty when the source has no events.
 
+No row can be later than the moment the source is opened (UTC now, plus :data:`CLOCK_SKEW`): a transaction
+or event dated in the future is dropped and counted, and a user whose ``signup_at`` is in the future is an
+error (like every other bad user row), so one stray row cannot move ``data_end`` and the default ``as_of``.
+
 Errors name the table, column and an example row key, never a value that may be personal data.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -46,6 +51,7 @@ _BOOLEAN = ("consent", "ldu")
 _TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
                "events": ("occurred_at",)}  # fmt: skip
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class QualityReport:
     events: int
     signup_min: object
     signup_max: object
-    data_end: object  # latest timestamp seen in any table
+    data_end: object  # latest timestamp seen in any table (rows dated in the future are not counted)
     payer_share: float
     refund_rows: int
     refund_share: float
@@ -244,7 +250,7 @@ def _check_timestamps(con, table: str, columns: dict[str, str], key: str) -> lis
     return exprs
 
 
-def _build_users(con, columns: dict[str, str]) -> None:
+def _build_users(con, columns: dict[str, str], cutoff: datetime) -> None:
     nulls, example = _first_bad_key(con, "SELECT count(*), NULL FROM mapped_users WHERE user_id IS NULL")
     if nulls:
         raise DataQualityError(f"table 'users', column 'user_id': {nulls:,} row(s) have no user_id")
@@ -255,6 +261,20 @@ def _build_users(con, columns: dict[str, str]) -> None:
     if nulls:
         raise DataQualityError(
             f"table 'users', column 'signup_at': {nulls:,} row(s) have no signup time (first user_id = {example})"
+        )
+    future, example = _first_bad_key(
+        con,
+        f"SELECT count(*), min(user_id::VARCHAR) FROM mapped_users "
+        f"WHERE {_timestamp_expr('signup_at', columns['signup_at'])} > $1",
+        [cutoff],
+    )
+    if future:
+        # refused like every other bad user row: dropping the user would silently drop their revenue too
+        raise DataQualityError(
+            f"table 'users', column 'signup_at': {future:,} signup time(s) are in the future (after "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC, now plus {CLOCK_SKEW.total_seconds() / 3600:g} h clock skew; "
+            f"first user_id = {example}); fix the exporting clock, or replace placeholder dates such as "
+            "9999-12-31 by the real signup time"
         )
     dups, example = _first_bad_key(
         con,
@@ -288,7 +308,7 @@ def _build_users(con, columns: dict[str, str]) -> None:
     )
 
 
-def _build_transactions(con, columns: dict[str, str], currency: str) -> dict[str, int]:
+def _build_transactions(con, columns: dict[str, str], currency: str, cutoff: datetime) -> dict[str, int]:
     key = "transaction_id" if "transaction_id" in columns else "user_id"
     ts = _check_timestamps(con, "transactions", columns, key)
     bad, example = _first_bad_key(
@@ -332,11 +352,13 @@ def _build_transactions(con, columns: dict[str, str], currency: str) -> dict[str
                    THEN 'duplicate transaction_id'
                  WHEN u.user_id IS NULL THEN 'unknown user_id'
                  WHEN t.occurred_at IS NULL THEN 'null occurred_at'
+                 WHEN t.occurred_at > $cutoff THEN 'occurred_at in the future'
                  WHEN t.revenue IS NULL THEN 'null revenue'
                  WHEN t.occurred_at < u.signup_at THEN 'before signup_at'
                END AS drop_reason
         FROM tx_typed AS t LEFT JOIN users AS u USING (user_id)
-        """
+        """,
+        {"cutoff": cutoff},
     )
     dropped = dict(
         con.execute(
@@ -352,7 +374,7 @@ def _build_transactions(con, columns: dict[str, str], currency: str) -> dict[str
     return {f"transactions: {reason}": int(n) for reason, n in dropped.items()}
 
 
-def _build_events(con, columns: dict[str, str] | None) -> dict[str, int]:
+def _build_events(con, columns: dict[str, str] | None, cutoff: datetime) -> dict[str, int]:
     if columns is None:
         con.execute(
             "CREATE OR REPLACE TEMP VIEW events AS SELECT NULL::VARCHAR AS user_id, "
@@ -367,12 +389,14 @@ def _build_events(con, columns: dict[str, str] | None) -> dict[str, int]:
         SELECT e.user_id, e.occurred_at, e.event_name,
                CASE WHEN u.user_id IS NULL THEN 'unknown user_id'
                     WHEN e.occurred_at IS NULL THEN 'null occurred_at'
+                    WHEN e.occurred_at > $cutoff THEN 'occurred_at in the future'
                     WHEN e.event_name IS NULL THEN 'null event_name'
                     WHEN e.occurred_at < u.signup_at THEN 'before signup_at' END AS drop_reason
         FROM (SELECT user_id::VARCHAR AS user_id, {ts[0]}, event_name::VARCHAR AS event_name
               FROM mapped_events) AS e
         LEFT JOIN users AS u USING (user_id)
-        """
+        """,
+        {"cutoff": cutoff},
     )
     dropped = dict(
         con.execute(
@@ -437,6 +461,7 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
     path = Path(config.path).expanduser()
     owns = con is None
     con = con or duckdb.connect()
+    cutoff = datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW  # later rows cannot be real yet
     try:
         con.execute("SET TimeZone = 'UTC'")
         found = _attach_raw(con, path)
@@ -447,9 +472,9 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
                 "events (a DuckDB file with those tables, or a folder with users.parquet / transactions/ ...)"
             )
         mapped = {t: _mapped_view(con, t, config.columns.get(t, {})) for t in found}
-        _build_users(con, mapped["users"])
-        dropped = _build_transactions(con, mapped["transactions"], config.currency)
-        dropped |= _build_events(con, mapped.get("events"))
+        _build_users(con, mapped["users"], cutoff)
+        dropped = _build_transactions(con, mapped["transactions"], config.currency, cutoff)
+        dropped |= _build_events(con, mapped.get("events"), cutoff)
         quality = _quality(con, config.currency, dropped, mapped["users"])
         user_columns = tuple(_columns(con, "users"))
     except duckdb.Error as exc:

@@ -10,6 +10,7 @@ import pytest
 
 from pltv.config import SourceConfig
 from pltv.errors import DataQualityError, SchemaError, SourceError
+from pltv.features import default_as_of
 from pltv.sources import open_source
 
 SECRET_EMAIL = "jane.secret@example.com"
@@ -279,3 +280,53 @@ def test_quality_summary_renders_counts(tmp_path):
     assert "users" in text and "payer share" in text and "refund rows" in text
     assert "100.0%" in text  # every user paid in this toy source
     assert SECRET_EMAIL not in text
+
+
+def test_rows_dated_in_the_future_are_dropped_and_do_not_move_data_end(tmp_path):
+    """Transactions and events after now (plus clock skew) are dropped, counted, and ignored by data_end."""
+    tx = _transactions().astype({"occurred_at": str})
+    stray_tx = pd.DataFrame(
+        {
+            "transaction_id": ["t8", "t9"],
+            "user_id": ["u1", "u2"],
+            "occurred_at": ["2099-01-01 00:00:00+00", "9999-12-31 00:00:00+00"],
+            "revenue": [40.0, 50.0],
+            "currency": ["USD", "USD"],
+        }
+    )
+    events = _events().astype({"occurred_at": str})
+    stray_event = pd.DataFrame(
+        {"user_id": ["u3"], "occurred_at": ["2099-06-01 00:00:00+00"], "event_name": ["x"]}
+    )
+    root = _write_csv_folder(tmp_path / "csv", _users(), pd.concat([tx, stray_tx]))
+    pd.concat([events, stray_event]).to_csv(root / "events.csv", index=False)
+    with open_source(root) as src:
+        assert _net_by_user(src) == {"u1": 15.0, "u2": 30.0, "u3": 12.5}
+        assert src.quality.dropped == {
+            "transactions: occurred_at in the future": 2,
+            "events: occurred_at in the future (ignored)": 1,
+        }
+        assert src.quality.events == 3
+        assert src.quality.data_end == pd.Timestamp("2025-01-05 00:00").to_pydatetime()
+        assert default_as_of(src.quality.data_end) == pd.Timestamp("2025-01-06").to_pydatetime()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_signup_in_the_future_is_an_error_naming_the_user(tmp_path, kind):
+    """A placeholder signup_at of 9999-12-31 is refused by user_id (no overflow further down)."""
+    root = tmp_path / "src"
+    root.mkdir()
+    con = duckdb.connect()
+    con.register("u", _users())
+    con.register("t", _transactions())
+    options = "(FORMAT parquet)" if kind == "parquet" else "(HEADER)"
+    con.execute(
+        "COPY (SELECT * REPLACE (CASE WHEN user_id = 'u2' THEN TIMESTAMPTZ '9999-12-31 00:00:00+00' "
+        f"ELSE signup_at END AS signup_at) FROM u) TO '{root}/users.{kind}' {options}"
+    )
+    con.execute(f"COPY t TO '{root}/transactions.{kind}' {options}")
+    con.close()
+    with pytest.raises(
+        DataQualityError, match=r"table 'users', column 'signup_at'.*future.*first user_id = u2"
+    ):
+        open_source(root)
