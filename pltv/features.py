@@ -207,5 +207,5 @@ def build_features(
     frame["user_id"] = frame["user_id"].astype(str)
     frame.attrs["event_names"] = event_names
     frame.attrs["send_day"] = int(send_day)
-    frame.attrs["as_of"] = as_of
+    frame.attrs["as_of"] = f"{as_of:%Y-%m-%d}"  # attrs travel into Parquet metadata: JSON only
     return frame

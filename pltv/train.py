@@ -176,7 +176,7 @@ def fit_send_day(
         as_of = frame.attrs.get("as_of")
         raise InsufficientDataError(
             f"send day {send_day}: {len(frame):,} matured users (need {MIN_MATURED:,}: signed up at least "
-            f"{horizon_days} days before as_of{f' {as_of:%Y-%m-%d}' if as_of is not None else ''}); "
+            f"{horizon_days} days before as_of{f' {as_of}' if as_of else ''}); "
             "use a longer history, a later --as-of or a shorter --horizon-days"
         )
     test_from = split_cohorts(frame, test_fraction=test_fraction)
@@ -224,7 +224,7 @@ def fit_send_day(
     )
 
 
-def _log_send_day(result: SendDayResult, frame: pd.DataFrame, *, as_of: datetime) -> object:
+def _log_send_day(result: SendDayResult, *, as_of: datetime) -> object:
     """Params, metrics, artifacts and the pyfunc of one send day, in the active (child) run."""
     import matplotlib.pyplot as plt
     import mlflow
@@ -292,7 +292,7 @@ def _log_send_day(result: SendDayResult, frame: pd.DataFrame, *, as_of: datetime
         event_names=result.event_names,
         feature_names=model.feature_names_,
     )
-    return log_model(wrapper, frame)
+    return log_model(wrapper, result.test)  # the signature comes from real feature rows
 
 
 def train(
@@ -310,8 +310,10 @@ def train(
 ) -> TrainResult:
     """Train, evaluate and (with a ``tracking_uri``) log and register one model per send day.
 
-    One parent MLflow run per call, one child run per send day; ``tracking_uri=None`` skips MLflow.
-    Raises :class:`~pltv.errors.InsufficientDataError` when a send day has too few matured users/payers.
+    Every send day is fitted and evaluated first; then one parent MLflow run per call, one child run and
+    one registered version per send day (``tracking_uri=None`` skips MLflow). Raises
+    :class:`~pltv.errors.InsufficientDataError` when a send day has too few matured users/payers, before
+    anything is logged or registered.
     """
     from pltv.sources import open_source
 
@@ -331,29 +333,32 @@ def train(
         progress(
             f"as_of {as_of:%Y-%m-%d %H:%M} UTC, horizon {horizon_days} days, send days {list(send_days)}"
         )
+        results = []
+        for d in send_days:  # every send day is fitted before anything is logged or registered
+            progress(f"send day {d}: building features")
+            frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
+            result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
+            del frame
+            progress(
+                f"send day {d}: chose {result.candidate} on validation ({result.split['n_train']:,} train / "
+                f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}) "
+                f"in {result.seconds:.1f}s"
+            )
+            results.append(result)
         run_id = None
         if tracking_uri is not None:
             run_id = stack.enter_context(
                 _parent_run(src, send_days=send_days, horizon_days=horizon_days, as_of=as_of,
                             tracking_uri=tracking_uri, experiment=experiment)
             )  # fmt: skip
-        results = []
-        for d in send_days:
-            progress(f"send day {d}: building features")
-            frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
-            result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
-            progress(
-                f"send day {d}: chose {result.candidate} on validation ({result.split['n_train']:,} train / "
-                f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}) "
-                f"in {result.seconds:.1f}s"
-            )
-            if tracking_uri is not None:
+            for result in results:
                 reg = _log_and_register(
-                    result, frame, as_of=as_of, tracking_uri=tracking_uri, model_name=model_name,
-                    promote=promote,
-                )  # fmt: skip
-                progress(f"send day {d}: registered {reg.name} v{reg.version} as {reg.alias} ({reg.reason})")
-            results.append(result)
+                    result, as_of=as_of, tracking_uri=tracking_uri, model_name=model_name, promote=promote
+                )
+                progress(
+                    f"send day {result.send_day}: registered {reg.name} v{reg.version} as {reg.alias} "
+                    f"({reg.reason})"
+                )
         return TrainResult(as_of=as_of, tracking_uri=tracking_uri, run_id=run_id, results=results)
 
 
@@ -384,8 +389,7 @@ def _parent_run(src, *, send_days, horizon_days, as_of, tracking_uri, experiment
         yield run.info.run_id
 
 
-def _log_and_register(result: SendDayResult, frame: pd.DataFrame, *, as_of, tracking_uri, model_name,
-                      promote) -> object:  # fmt: skip
+def _log_and_register(result: SendDayResult, *, as_of, tracking_uri, model_name, promote) -> object:
     """One child run for the send day (params, metrics, artifacts, pyfunc), then the registry decision."""
     import mlflow
 
@@ -396,7 +400,7 @@ def _log_and_register(result: SendDayResult, frame: pd.DataFrame, *, as_of, trac
     experiment_id = mlflow.active_run().info.experiment_id
     with mlflow.start_run(run_name=f"send_day={d}", nested=True, experiment_id=experiment_id) as child:
         mlflow.set_tags({"pltv.send_day": str(d), "pltv.model_name": name})
-        info = _log_send_day(result, frame, as_of=as_of)
+        info = _log_send_day(result, as_of=as_of)
         result.registration = registry.register(
             tracking_uri,
             name,
@@ -405,7 +409,12 @@ def _log_and_register(result: SendDayResult, frame: pd.DataFrame, *, as_of, trac
             new_scores={"gini": result.scores["gini"], "decile_mape": result.scores["decile_mape"]},
             test=result.test,
             promote=promote,
-            tags={"send_day": str(d), "horizon_days": str(result.horizon_days), "as_of": as_of.isoformat()},
+            tags={
+                "send_day": str(d),
+                "horizon_days": str(result.horizon_days),
+                "as_of": as_of.isoformat(),
+                "test_from": str(result.split["test_from"]),
+            },
         )
     return result.registration
 

@@ -138,3 +138,10 @@ def test_as_of_after_the_data_ends_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"send days must be in 0\.\.364"):
         train(SAMPLE, send_days=(0, 400), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     assert not (tmp_path / "mlflow.db").exists()  # refused before any run or registration
+
+
+def test_a_send_day_without_enough_data_fails_the_run_before_anything_is_registered(tmp_path):
+    """Send day 3 trains, send day 364 has too few payers: the run fails and the store stays untouched."""
+    with pytest.raises(InsufficientDataError, match=r"send day 364: .* training users paying"):
+        train(SAMPLE, send_days=(3, 364), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert not (tmp_path / "mlflow.db").exists()
