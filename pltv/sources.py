@@ -51,6 +51,7 @@ _BOOLEAN = ("consent", "ldu")
 _TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
                "events": ("occurred_at",)}  # fmt: skip
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+_READERS = {".parquet": "read_parquet", ".csv": "read_csv"}  # export file suffix -> DuckDB reader
 CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
 
 
@@ -124,19 +125,38 @@ def _quote_literal(text: str) -> str:
 
 
 def _locate(folder: Path, table: str) -> str | None:
-    """SQL table function reading ``table`` from a warehouse-export folder, or None when absent."""
-    for suffix, reader in ((".parquet", "read_parquet"), (".csv", "read_csv")):
-        single = folder / f"{table}{suffix}"
-        if single.is_file():
-            return _reader(reader, [single])
+    """SQL table function reading ``table`` from a warehouse-export folder, or None when absent.
+
+    A table is one file or one folder of part files, all of one format: anything else would leave some
+    files unread, so it is an error rather than a silent choice.
+    """
+    singles = [folder / f"{table}{suffix}" for suffix in _READERS if (folder / f"{table}{suffix}").is_file()]
     part_dir = folder / table
-    if part_dir.is_dir():
-        for suffix, reader in ((".parquet", "read_parquet"), (".csv", "read_csv")):
-            parts = sorted(p for p in part_dir.rglob(f"*{suffix}") if p.is_file())
-            if parts:
-                return _reader(reader, parts)
+    if len(singles) + part_dir.is_dir() > 1:
+        holders = [p.name for p in singles] + ([f"{table}/"] if part_dir.is_dir() else [])
+        raise SourceError(
+            f"folder {folder} holds table '{table}' more than once ({', '.join(holders)}); keep one file or "
+            "one folder of part files per table"
+        )
+    if singles:
+        return _reader(_READERS[singles[0].suffix], singles)
+    if not part_dir.is_dir():
+        return None
+    kinds = {
+        suffix: parts
+        for suffix in _READERS
+        if (parts := sorted(p for p in part_dir.rglob(f"*{suffix}") if p.is_file()))
+    }
+    if not kinds:
         raise SourceError(f"folder {part_dir} holds no .parquet or .csv part files for table '{table}'")
-    return None
+    if len(kinds) > 1:
+        found = ", ".join(f"{len(parts):,} {suffix}" for suffix, parts in kinds.items())
+        raise SourceError(
+            f"folder {part_dir} for table '{table}' mixes part file kinds ({found} files); keep one format "
+            "per table (convert the other files or move them out)"
+        )
+    ((suffix, parts),) = kinds.items()
+    return _reader(_READERS[suffix], parts)
 
 
 def _reader(reader: str, paths: list[Path]) -> str:

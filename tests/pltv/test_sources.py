@@ -330,3 +330,22 @@ def test_signup_in_the_future_is_an_error_naming_the_user(tmp_path, kind):
         DataQualityError, match=r"table 'users', column 'signup_at'.*future.*first user_id = u2"
     ):
         open_source(root)
+
+
+def test_table_folder_mixing_csv_and_parquet_parts_is_an_error(tmp_path):
+    """CSV part files next to Parquet part files are not silently skipped: the folder and kinds are named."""
+    root = _write_parquet_folder(tmp_path / "src", _users(), _transactions().iloc[:2])
+    _transactions().iloc[2:].to_csv(root / "transactions" / "part-extra.csv", index=False)
+    with pytest.raises(
+        SourceError, match=r"transactions for table 'transactions' mixes part file kinds"
+    ) as info:
+        open_source(root)
+    assert "1 .parquet, 1 .csv files" in str(info.value)
+
+
+def test_table_both_as_file_and_as_folder_is_an_error(tmp_path):
+    """users.parquet next to users.csv (or a users/ folder) is ambiguous: both holders are named."""
+    root = _write_parquet_folder(tmp_path / "src", _users(), _transactions())
+    _users().to_csv(root / "users.csv", index=False)
+    with pytest.raises(SourceError, match=r"holds table 'users' more than once \(users.parquet, users.csv\)"):
+        open_source(root)
