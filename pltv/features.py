@@ -98,10 +98,15 @@ def event_columns(event_names: Sequence[str]) -> list[str]:
     return out
 
 
+def categorical_columns(frame: pd.DataFrame) -> list[str]:
+    """The categorical feature columns of a features frame (the defaults plus any configured extras)."""
+    return [c for c in frame.attrs.get("categoricals", CATEGORICALS) if c in frame.columns]
+
+
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The model input columns present in a features frame: numerics, categoricals, event counts."""
     cols = [c for c in NUMERIC_FEATURES if c in frame.columns]
-    cols += [c for c in CATEGORICALS if c in frame.columns]
+    cols += categorical_columns(frame)
     cols += [c for c in frame.columns if c.startswith(EVENT_PREFIX)]
     return cols
 
@@ -207,5 +212,6 @@ def build_features(
     frame["user_id"] = frame["user_id"].astype(str)
     frame.attrs["event_names"] = event_names
     frame.attrs["send_day"] = int(send_day)
+    frame.attrs["categoricals"] = list(categoricals)
     frame.attrs["as_of"] = f"{as_of:%Y-%m-%d}"  # attrs travel into Parquet metadata: JSON only
     return frame

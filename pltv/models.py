@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pltv.features import CATEGORICALS, EVENT_PREFIX, feature_columns
+from pltv.features import EVENT_PREFIX, categorical_columns, feature_columns
 
 EARLY = "early_net_revenue"
 
@@ -61,9 +61,7 @@ class _Encoded:
 
     def fit(self, X: pd.DataFrame) -> _Encoded:
         self.columns_ = feature_columns(X)
-        self.categories_ = {
-            c: sorted(str(v) for v in X[c].dropna().unique()) for c in self.columns_ if c in CATEGORICALS
-        }
+        self.categories_ = {c: sorted(str(v) for v in X[c].dropna().unique()) for c in categorical_columns(X)}
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -104,6 +102,7 @@ class _FutureModel:
         self.encoder_ = _Encoded().fit(X)
         self.feature_names_ = list(self.encoder_.columns_)
         self.event_names_ = list(X.attrs.get("event_names", []))
+        self.categoricals_ = list(self.encoder_.categories_)
         self._fit_future(self.encoder_.transform(X), y - _early(X))
         self.scale_ = 1.0
         return self

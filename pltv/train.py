@@ -41,6 +41,7 @@ from pltv.config import SourceConfig
 from pltv.errors import ConfigError, InsufficientDataError
 from pltv.evaluate import decile_report, evaluate_holdout, holdout_frame
 from pltv.features import (
+    CATEGORICALS,
     build_features,
     default_as_of,
     feature_columns,
@@ -315,12 +316,25 @@ def train(
     :class:`~pltv.errors.InsufficientDataError` when a send day has too few matured users/payers, before
     anything is logged or registered.
     """
-    from pltv.sources import open_source
+    from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
     bad = [d for d in send_days if not 0 <= d < horizon_days]
     if bad:  # before anything is trained or registered
         raise ConfigError(f"send days must be in 0..{horizon_days - 1} (the horizon), got {bad}")
+    extra = tuple(source.extra_categoricals) if isinstance(source, SourceConfig) else ()
+    personal = [c for c in extra if c in IDENTIFIERS or c in DELIVERY or c == "user_id"]
+    if personal:
+        raise ConfigError(
+            f"extra_categoricals {personal}: identifiers and delivery fields never become model features"
+        )
+    categoricals = tuple(dict.fromkeys((*CATEGORICALS, *extra)))
     with open_source(source) as src, contextlib.ExitStack() as stack:
+        missing = [c for c in extra if c not in src.user_columns]
+        if missing:
+            raise ConfigError(
+                f"extra_categoricals {missing} are not columns of table 'users' in {src.path} "
+                f"(it has: {', '.join(src.user_columns)})"
+            )
         complete_until = default_as_of(src.quality.data_end)
         as_of = to_utc_naive(as_of) if as_of is not None else complete_until
         if as_of > complete_until:
@@ -336,7 +350,9 @@ def train(
         results = []
         for d in send_days:  # every send day is fitted before anything is logged or registered
             progress(f"send day {d}: building features")
-            frame = build_features(src.con, send_day=d, as_of=as_of, horizon_days=horizon_days)
+            frame = build_features(
+                src.con, send_day=d, as_of=as_of, horizon_days=horizon_days, categoricals=categoricals
+            )
             result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
             del frame
             progress(

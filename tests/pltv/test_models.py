@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
+from pltv.config import SourceConfig
 from pltv.errors import ConfigError, InsufficientDataError
 from pltv.features import build_features, default_as_of
 from pltv.models import EarlyRevenueMultiple, HurdleLTV, TweedieLTV
@@ -145,3 +147,51 @@ def test_a_send_day_without_enough_data_fails_the_run_before_anything_is_registe
     with pytest.raises(InsufficientDataError, match=r"send day 364: .* training users paying"):
         train(SAMPLE, send_days=(3, 364), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.fixture(scope="module")
+def plan_source(tmp_path_factory):
+    """The sample as a DuckDB file whose users carry an extra attribute, 'plan', that drives revenue."""
+    path = tmp_path_factory.mktemp("plan") / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"CREATE TABLE transactions AS SELECT * FROM '{SAMPLE}/transactions/*.parquet'; "
+            f"CREATE TABLE events AS SELECT * FROM '{SAMPLE}/events/*.parquet'; "
+            "CREATE TABLE users AS SELECT u.*, CASE WHEN coalesce(t.net, 0) > 200 THEN 'pro' "
+            "WHEN hash(u.user_id) % 4 = 0 THEN 'pro' ELSE 'basic' END AS plan "
+            f"FROM '{SAMPLE}/users.parquet' u LEFT JOIN (SELECT user_id, sum(revenue) AS net FROM transactions "
+            "GROUP BY 1) t USING (user_id)"
+        )
+    return path
+
+
+def test_configured_extra_categoricals_become_features_and_scoring_needs_them(plan_source):
+    """extra_categoricals: the model learns 'plan'; scoring frames must carry the model's categoricals."""
+    config = SourceConfig(path=str(plan_source), extra_categoricals=("plan",))
+    result = train(config, send_days=(3,), tracking_uri=None).results[0]
+    model = result.model
+    assert model.categoricals_ == ["country", "platform", "channel", "plan"]
+    assert "plan" in model.feature_names_ and model.feature_importance()["plan"] > 0
+    with open_source(config) as src:
+        as_of = default_as_of(src.quality.data_end)
+        full = build_features(src.con, send_day=3, as_of=as_of, categoricals=model.categoricals_)
+        without = build_features(src.con, send_day=3, as_of=as_of)
+    test = full[full["user_id"].isin(result.holdout["user_id"])]
+    np.testing.assert_allclose(model.predict(test), result.holdout["predicted_ltv"].to_numpy())
+    assert not np.allclose(model.predict(without.loc[test.index]), model.predict(test))
+
+
+def test_extra_categoricals_must_exist_and_never_be_identifiers(plan_source):
+    """A missing column is named with the table's columns; identifiers are refused before reading data."""
+    with pytest.raises(ConfigError, match=r"\['tier'\] are not columns of table 'users'"):
+        train(
+            SourceConfig(path=str(plan_source), extra_categoricals=("tier",)),
+            send_days=(3,),
+            tracking_uri=None,
+        )
+    with pytest.raises(ConfigError, match=r"\['email'\]: identifiers and delivery fields never"):
+        train(
+            SourceConfig(path=str(plan_source), extra_categoricals=("email",)),
+            send_days=(3,),
+            tracking_uri=None,
+        )
