@@ -22,6 +22,8 @@ Errors name the table, column and an example row key, never a value that may be 
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +54,11 @@ _TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("o
                "events": ("occurred_at",)}  # fmt: skip
 _DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 _READERS = {".parquet": "read_parquet", ".csv": "read_csv"}  # export file suffix -> DuckDB reader
+_CSV_DELIMITERS = (",", ";", "|", "\t")  # DuckDB's sniffer candidates
+# parts of DuckDB's CSV errors that are safe to repeat (the rest can quote a row: personal data)
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+_CSV_FILE = re.compile(r'^\s*file = (.+?)\s*$|sniffing file "(.+?)"', re.MULTILINE)
 CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
 
 
@@ -124,8 +131,8 @@ def _quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _locate(folder: Path, table: str) -> str | None:
-    """SQL table function reading ``table`` from a warehouse-export folder, or None when absent.
+def _locate(folder: Path, table: str) -> tuple[str, list[Path]] | None:
+    """DuckDB reader and files holding ``table`` in a warehouse-export folder, or None when absent.
 
     A table is one file or one folder of part files, all of one format: anything else would leave some
     files unread, so it is an error rather than a silent choice.
@@ -139,7 +146,7 @@ def _locate(folder: Path, table: str) -> str | None:
             "one folder of part files per table"
         )
     if singles:
-        return _reader(_READERS[singles[0].suffix], singles)
+        return _READERS[singles[0].suffix], singles
     if not part_dir.is_dir():
         return None
     kinds = {
@@ -156,7 +163,7 @@ def _locate(folder: Path, table: str) -> str | None:
             "per table (convert the other files or move them out)"
         )
     ((suffix, parts),) = kinds.items()
-    return _reader(_READERS[suffix], parts)
+    return _READERS[suffix], parts
 
 
 def _reader(reader: str, paths: list[Path]) -> str:
@@ -167,15 +174,94 @@ def _reader(reader: str, paths: list[Path]) -> str:
     return f"read_parquet({listing}, union_by_name = true)"
 
 
-def _attach_raw(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
-    """Create ``raw_<table>`` views; return table -> found."""
+def _csv_line(message: str) -> tuple[int | None, tuple[int, int] | None]:
+    """Line number and (expected, found) field counts from a DuckDB CSV error, never the line's content."""
+    line = _CSV_LINE.search(message)
+    fields = _CSV_FIELDS.search(message)
+    return (
+        int(line.group(1)) if line else None,
+        (int(fields.group(1)), int(fields.group(2))) if fields else None,
+    )
+
+
+def _csv_first_bad_line(con, file: Path) -> tuple[int | None, tuple[int, int] | None]:
+    """Re-read ``file`` with the dialect its header suggests (no sniffing) to find the first bad line."""
+    try:
+        with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            header = handle.readline()
+    except OSError:
+        return None, None
+    delimiter = max(_CSV_DELIMITERS, key=header.count)
+    names = next(csv.reader([header], delimiter=delimiter), [])
+    if len(names) < 2 or len(set(names)) != len(names) or "" in names:
+        return None, None
+    columns = "{" + ", ".join(f"{_quote_literal(name)}: 'VARCHAR'" for name in names) + "}"
+    try:
+        con.execute(
+            f"SELECT count(*) FROM read_csv({_quote_literal(str(file))}, header = true, auto_detect = false, "
+            f"delim = {_quote_literal(delimiter)}, quote = '\"', escape = '\"', columns = {columns})"
+        ).fetchall()
+    except duckdb.Error as exc:
+        return _csv_line(str(exc))
+    return None, None
+
+
+def _csv_message(
+    table: str, file: Path, line: int | None, fields: tuple[int, int] | None, *, dialect: bool
+) -> str:
+    where = f"table '{table}', file {file}"
+    what = "the CSV dialect (delimiter, quote) could not be detected" if dialect else "malformed CSV"
+    if line is not None:
+        what += f"; first malformed line: {line}"
+        if fields is not None:
+            what += f" ({fields[1]} fields where the header has {fields[0]})"
+    return (
+        f"{where}: {what}; check for an unterminated quote or a line with extra or missing fields "
+        "(the line itself is not shown: it may hold personal data)"
+    )
+
+
+def _check_csv_header(con, table: str, files: list[Path]) -> None:
+    """A header read as one column holding delimiters means DuckDB's dialect sniffing failed: say so."""
+    if not any(ch in column for column in _columns(con, f"raw_{table}") for ch in _CSV_DELIMITERS):
+        return
+    for file in files:
+        columns = _columns(con, f"read_csv({_quote_literal(str(file))}, header = true, all_varchar = true)")
+        if len(columns) == 1 and any(ch in next(iter(columns)) for ch in _CSV_DELIMITERS):
+            raise SourceError(_csv_message(table, file, *_csv_first_bad_line(con, file), dialect=True))
+
+
+def _csv_error(con, csv_files: Mapping[str, list[Path]], exc: duckdb.Error) -> SourceError | None:
+    """A DuckDB CSV error as table, file and line (without the row DuckDB quotes), or None if not one."""
+    message = str(exc)
+    named = {a or b for a, b in _CSV_FILE.findall(message)}
+    for table, files in csv_files.items():
+        for file in files:
+            if str(file) in named:
+                line, fields = _csv_line(message)
+                if line is None:
+                    line, fields = _csv_first_bad_line(con, file)
+                return SourceError(_csv_message(table, file, line, fields, dialect="sniffing" in message))
+    return None
+
+
+def _attach_raw(
+    con: duckdb.DuckDBPyConnection, path: Path, csv_files: dict[str, list[Path]]
+) -> dict[str, str]:
+    """Create ``raw_<table>`` views; return table -> found, and fill ``csv_files`` (table -> CSV files)."""
     found: dict[str, str] = {}
     if path.is_dir():
         for table in TABLES:
-            reader = _locate(path, table)
-            if reader is not None:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM {reader}")
-                found[table] = reader
+            located = _locate(path, table)
+            if located is None:
+                continue
+            reader, files = located
+            if reader == "read_csv":
+                csv_files[table] = files
+            found[table] = _reader(reader, files)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM {found[table]}")
+            if reader == "read_csv":
+                _check_csv_header(con, table, files)
         return found
     if not path.is_file():
         raise SourceError(f"source {path} does not exist (expected a DuckDB file or an export folder)")
@@ -482,9 +568,10 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
     owns = con is None
     con = con or duckdb.connect()
     cutoff = datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW  # later rows cannot be real yet
+    csv_files: dict[str, list[Path]] = {}
     try:
         con.execute("SET TimeZone = 'UTC'")
-        found = _attach_raw(con, path)
+        found = _attach_raw(con, path, csv_files)
         missing = [t for t in ("users", "transactions") if t not in found]
         if missing:
             raise SourceError(
@@ -498,8 +585,11 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
         quality = _quality(con, config.currency, dropped, mapped["users"])
         user_columns = tuple(_columns(con, "users"))
     except duckdb.Error as exc:
+        csv_error = _csv_error(con, csv_files, exc)
         if owns:
             con.close()
+        if csv_error is not None:
+            raise csv_error from None
         # DuckDB's parse errors can quote row contents (personal data): only I/O errors keep their text
         detail = (
             str(exc).splitlines()[0] if isinstance(exc, duckdb.IOException) else "check the files' format"

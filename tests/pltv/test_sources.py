@@ -349,3 +349,59 @@ def test_table_both_as_file_and_as_folder_is_an_error(tmp_path):
     _users().to_csv(root / "users.csv", index=False)
     with pytest.raises(SourceError, match=r"holds table 'users' more than once \(users.parquet, users.csv\)"):
         open_source(root)
+
+
+def _assert_no_row_content(text: str, *values: str) -> None:
+    for value in (SECRET_EMAIL, SECRET_PHONE, *values):
+        assert value not in text
+
+
+def test_csv_line_with_an_extra_field_names_table_file_and_line(tmp_path):
+    """A users.csv line with one field too many is reported by table, file and line, without its content."""
+    root = _write_csv_folder(tmp_path / "csv", _users(), _transactions())
+    lines = (root / "users.csv").read_text().splitlines()
+    lines[1] += ",extra-value"  # line 2 of the file: u1's row, which holds the secret email and phone
+    (root / "users.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SourceError, match=r"table 'users', file .*users\.csv: .*line: 2\b") as info:
+        open_source(root)
+    _assert_no_row_content(str(info.value), "extra-value", "u1,")
+
+
+def test_csv_error_after_the_sniffed_sample_names_table_file_and_line(tmp_path):
+    """A bad line far into a large CSV (read after dialect detection) is named by line, not quoted."""
+    n = 30_000
+    tx = pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(n)],
+            "user_id": ["u1"] * n,
+            "occurred_at": ["2025-01-02 00:00:00"] * n,
+            "revenue": ["1.0"] * n,
+        }
+    )
+    tx.loc[n - 10, "user_id"] = f"{SECRET_EMAIL},{SECRET_PHONE}"  # written unquoted below: an extra field
+    root = tmp_path / "csv"
+    root.mkdir()
+    _users().to_csv(root / "users.csv", index=False)
+    (root / "transactions.csv").write_text(
+        "transaction_id,user_id,occurred_at,revenue\n" + "\n".join(",".join(row) for row in tx.values) + "\n"
+    )
+    with pytest.raises(
+        SourceError, match=rf"table 'transactions', file .*transactions\.csv: .*line: {n - 8}\b"
+    ) as info:
+        open_source(root)
+    _assert_no_row_content(str(info.value), f"t{n - 10}")
+
+
+def test_csv_header_read_as_one_column_says_the_dialect_was_not_detected(tmp_path):
+    """An unterminated quote that makes DuckDB read the header as one column is named as a dialect problem."""
+    root = _write_csv_folder(tmp_path / "csv", _users(), _transactions())
+    lines = (root / "transactions.csv").read_text().splitlines()
+    lines[3] += f',{SECRET_PHONE},"{SECRET_EMAIL}'  # line 4: extra fields, the last one's quote never closes
+    (root / "transactions.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SourceError) as info:
+        open_source(root)
+    text = str(info.value)
+    assert "table 'transactions', file " in text and "transactions.csv" in text
+    assert "dialect (delimiter, quote) could not be detected" in text and "line: 4" in text
+    assert "missing required column" not in text
+    _assert_no_row_content(text, "t3,")
