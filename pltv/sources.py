@@ -274,17 +274,27 @@ def _attach_raw(
         con.execute(f"ATTACH {_quote_literal(str(path))} AS src (READ_ONLY)")
     except duckdb.Error as exc:
         raise SourceError(f"cannot open DuckDB source {path}: {type(exc).__name__}") from exc
-    present = {
-        row[0]
-        for row in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'src' "
-            "UNION SELECT view_name FROM duckdb_views() WHERE database_name = 'src'"
-        ).fetchall()
-    }
+    # table -> schemas holding it; names match case-insensitively, as DuckDB resolves them
+    schemas: dict[str, list[tuple[str, str]]] = {}
+    for schema, name in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src' "
+        "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'src' ORDER BY 1"
+    ).fetchall():
+        schemas.setdefault(name.lower(), []).append((schema, name))
     for table in TABLES:
-        if table in present:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM src.{table}")
-            found[table] = f"src.{table}"
+        holders = schemas.get(table, [])
+        in_main = [holder for holder in holders if holder[0] == "main"]
+        if len(in_main) == 1 or len(holders) == 1:
+            schema, name = (in_main or holders)[0]
+        elif holders:
+            raise SourceError(
+                f"source {path}: table '{table}' is ambiguous: not in schema main, but in each of schemas "
+                f"{[schema for schema, _ in holders]}; move the one to use into schema main"
+            )
+        else:
+            continue
+        found[table] = f"src.{_quote_ident(schema)}.{_quote_ident(name)}"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM {found[table]}")
     return found
 
 

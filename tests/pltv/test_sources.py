@@ -405,3 +405,63 @@ def test_csv_header_read_as_one_column_says_the_dialect_was_not_detected(tmp_pat
     assert "dialect (delimiter, quote) could not be detected" in text and "line: 4" in text
     assert "missing required column" not in text
     _assert_no_row_content(text, "t3,")
+
+
+def _write_duckdb_sql(path: Path, *statements: str) -> Path:
+    con = duckdb.connect(str(path))
+    con.register("u", _users())
+    con.register("t", _transactions())
+    for statement in statements:
+        con.execute(statement)
+    con.close()
+    return path
+
+
+def test_duckdb_tables_in_another_schema_are_found(tmp_path):
+    """Tables that live only in one non-main schema (analytics.users) are read from there."""
+    path = _write_duckdb_sql(
+        tmp_path / "wh.duckdb",
+        "CREATE SCHEMA analytics",
+        "CREATE TABLE analytics.users AS SELECT * FROM u",
+        "CREATE TABLE analytics.transactions AS SELECT * FROM t",
+    )
+    with open_source(path) as src:
+        assert _net_by_user(src) == {"u1": 15.0, "u2": 30.0, "u3": 12.5}
+
+
+def test_duckdb_table_names_match_case_insensitively(tmp_path):
+    """USERS / TRANSACTIONS are the users / transactions tables, as DuckDB's own name lookup has it."""
+    path = _write_duckdb_sql(
+        tmp_path / "wh.duckdb",
+        "CREATE TABLE USERS AS SELECT * FROM u",
+        'CREATE TABLE "Transactions" AS SELECT * FROM t',
+    )
+    with open_source(path) as src:
+        assert src.quality.users == 3 and src.quality.transactions == 4
+
+
+def test_duckdb_table_in_several_schemas_but_not_main_is_an_error_naming_them(tmp_path):
+    """Two candidate schemas and none in main: the error names the table and both schemas."""
+    path = _write_duckdb_sql(
+        tmp_path / "wh.duckdb",
+        "CREATE SCHEMA a",
+        "CREATE SCHEMA b",
+        "CREATE TABLE a.users AS SELECT * FROM u",
+        "CREATE TABLE b.users AS SELECT * FROM u",
+        "CREATE TABLE transactions AS SELECT * FROM t",
+    )
+    with pytest.raises(SourceError, match=r"table 'users' is ambiguous.*schemas \['a', 'b'\]"):
+        open_source(path)
+
+
+def test_duckdb_table_in_main_wins_over_other_schemas(tmp_path):
+    """main.users is the users table even when a staging schema holds another one."""
+    path = _write_duckdb_sql(
+        tmp_path / "wh.duckdb",
+        "CREATE SCHEMA staging",
+        "CREATE TABLE staging.users AS SELECT * FROM u LIMIT 1",
+        "CREATE TABLE users AS SELECT * FROM u",
+        "CREATE TABLE transactions AS SELECT * FROM t",
+    )
+    with open_source(path) as src:
+        assert src.quality.users == 3
