@@ -80,6 +80,7 @@ class QualityReport:
     currency: str
     dropped: Mapping[str, int] = field(default_factory=dict)
     identifier_coverage: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # likely causes of what was dropped (column names and types, no values)
 
     def render(self) -> str:
         lines = [
@@ -97,6 +98,9 @@ class QualityReport:
         if self.identifier_coverage:
             lines.append("identifier coverage (share of users with a value):")
             lines += [f"  {key:<20} {share:>7.1%}" for key, share in self.identifier_coverage.items()]
+        if self.notes:
+            lines.append("notes:")
+            lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -527,7 +531,23 @@ def _build_events(con, columns: dict[str, str] | None, cutoff: datetime) -> dict
     return {f"events: {reason} (ignored)": int(n) for reason, n in dropped.items()}
 
 
-def _quality(con, currency: str, dropped: dict[str, int], user_columns: dict[str, str]) -> QualityReport:
+def _key_type_notes(
+    mapped: Mapping[str, dict[str, str]], dropped: Mapping[str, int], kept: int
+) -> tuple[str, ...]:
+    """Why every transaction can be an unknown user: user_id columns of different types (compared as text)."""
+    user_type, tx_type = mapped["users"]["user_id"], mapped["transactions"]["user_id"]
+    if kept or not dropped.get("transactions: unknown user_id") or user_type == tx_type:
+        return ()
+    return (
+        f"every transaction was dropped as 'unknown user_id', and column user_id is {tx_type} in table "
+        f"'transactions' but {user_type} in table 'users': both are compared as text, where e.g. a "
+        "DOUBLE key reads with a decimal part; export user_id with one type (VARCHAR) in both tables",
+    )
+
+
+def _quality(
+    con, currency: str, dropped: dict[str, int], user_columns: dict[str, str], notes: tuple[str, ...] = ()
+) -> QualityReport:
     users, smin, smax = con.execute("SELECT count(*), min(signup_at), max(signup_at) FROM users").fetchall()[
         0
     ]
@@ -563,6 +583,7 @@ def _quality(con, currency: str, dropped: dict[str, int], user_columns: dict[str
         currency=currency.upper(),
         dropped=dropped,
         identifier_coverage=coverage,
+        notes=notes,
     )
 
 
@@ -592,7 +613,9 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
         _build_users(con, mapped["users"], cutoff)
         dropped = _build_transactions(con, mapped["transactions"], config.currency, cutoff)
         dropped |= _build_events(con, mapped.get("events"), cutoff)
-        quality = _quality(con, config.currency, dropped, mapped["users"])
+        kept = con.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
+        notes = _key_type_notes(mapped, dropped, kept)
+        quality = _quality(con, config.currency, dropped, mapped["users"], notes)
         user_columns = tuple(_columns(con, "users"))
     except duckdb.Error as exc:
         csv_error = _csv_error(con, csv_files, exc)

@@ -465,3 +465,26 @@ def test_duckdb_table_in_main_wins_over_other_schemas(tmp_path):
     )
     with open_source(path) as src:
         assert src.quality.users == 3
+
+
+def test_all_transactions_unknown_with_user_id_types_differing_adds_a_type_hint(tmp_path):
+    """users.user_id VARCHAR '1' vs transactions.user_id DOUBLE 1.0: the report names both types, no value."""
+    users = _users(user_id=["1", "2", "3"])
+    tx = _transactions(user_id=[1.0, 1.0, 2.0, 3.0])
+    root = _write_parquet_folder(tmp_path / "src", users, tx)
+    with open_source(root) as src:
+        assert src.quality.transactions == 0
+        assert src.quality.dropped == {"transactions: unknown user_id": 4}
+        (note,) = src.quality.notes
+        assert "DOUBLE in table 'transactions' but VARCHAR in table 'users'" in note
+        assert "1.0" not in note
+        assert note in src.quality.render()
+
+
+def test_no_type_hint_when_some_transactions_match(tmp_path):
+    """Ordinary unknown users (same key type) add no note."""
+    tx = _transactions(user_id=["u1", "ghost", "u2", "u3"])
+    root = _write_parquet_folder(tmp_path / "src", _users(), tx)
+    with open_source(root) as src:
+        assert src.quality.dropped == {"transactions: unknown user_id": 1}
+        assert src.quality.notes == ()
