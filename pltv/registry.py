@@ -161,13 +161,23 @@ def holdout_for(tracking_uri: str, name: str, version: str | int) -> pd.DataFram
 
 
 def decide_alias(
-    new_scores: dict[str, float], champion_scores: dict[str, float] | None, promote: bool | None
+    new_scores: dict[str, float],
+    champion_scores: dict[str, float] | None,
+    promote: bool | None,
+    *,
+    not_comparable: str | None = None,
 ) -> tuple[str, str]:
-    """``(alias, reason)`` for a new version given both models' scores on the same out-of-time cohort."""
+    """``(alias, reason)`` for a new version given both models' scores on the same out-of-time cohort.
+
+    ``not_comparable`` (from :func:`_comparability`) says why the champion cannot be scored against the new
+    version; the new version is then ``challenger`` unless ``promote`` is set.
+    """
     if promote is True:
         return CHAMPION, "promoted by --promote"
     if promote is False:
         return CHALLENGER, "kept as challenger by --no-promote"
+    if not_comparable is not None:
+        return CHALLENGER, f"not comparable: {not_comparable}; use --promote to replace it"
     if champion_scores is None:
         return CHAMPION, "first version: no champion yet"
     g_new, g_old = new_scores["gini"], champion_scores["gini"]
@@ -178,6 +188,59 @@ def decide_alias(
     if better_gini and better_cal:
         return CHAMPION, f"at least as good as the champion ({detail})"
     return CHALLENGER, f"worse than the champion ({detail})"
+
+
+def _comparability(
+    champion_horizon: int | None,
+    champion_test_from: pd.Timestamp | None,
+    new_horizon: int | None,
+    new_test_start: pd.Timestamp | None,
+) -> str | None:
+    """Why the champion cannot be judged on the new version's test cohort, or ``None`` if it can.
+
+    Versions for different horizons predict different quantities; and a champion whose training users
+    (signed up before its ``test_from``) include part of the new test cohort would be scored in-sample.
+    Facts that are unknown (``None``) are not held against the comparison.
+    """
+    reasons = []
+    if champion_horizon is not None and new_horizon is not None and champion_horizon != new_horizon:
+        reasons.append(f"the champion predicts a {champion_horizon}-day LTV, this version {new_horizon} days")
+    if champion_test_from is not None and new_test_start is not None and new_test_start < champion_test_from:
+        reasons.append(
+            "the champion was trained on part of this test cohort (its training users signed up before "
+            f"{champion_test_from:%Y-%m-%d}, this test cohort from {new_test_start:%Y-%m-%d})"
+        )
+    return "; ".join(reasons) or None
+
+
+def _as_int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_naive_day(value) -> pd.Timestamp | None:
+    """A date or timestamp as a tz-naive (UTC) ``pd.Timestamp``; ``None`` when missing or unparseable."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if ts is pd.NaT:
+        return None
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _version_facts(client: MlflowClient, mv) -> tuple[int | None, pd.Timestamp | None]:
+    """``(horizon_days, test_from)`` of a registered version: its tags, else its training run's params."""
+    facts = {key: mv.tags.get(key) for key in ("horizon_days", "test_from")}
+    if None in facts.values():
+        try:
+            params = client.get_run(mv.run_id).data.params if mv.run_id else {}
+        except MlflowException:
+            params = {}
+        facts = {key: value if value is not None else params.get(key) for key, value in facts.items()}
+    return _as_int(facts["horizon_days"]), _as_naive_day(facts["test_from"])
 
 
 def score_champion(tracking_uri: str, name: str, test: pd.DataFrame) -> tuple[str, dict[str, float]] | None:
@@ -205,17 +268,38 @@ def register(
     promote: bool | None = None,
     tags: dict[str, str] | None = None,
 ) -> Registration:
-    """Register ``model_uri`` under ``name`` and set ``champion`` or ``challenger`` by the champion rule."""
+    """Register ``model_uri`` under ``name`` and set ``champion`` or ``challenger`` by the champion rule.
+
+    The champion is re-scored on ``test`` only when comparable: same ``horizon_days`` (the ``tags`` entry vs
+    the champion's tag or run param) and a test cohort starting no earlier than the champion's own
+    ``test_from`` (else it would be scored on its training users). Otherwise the new version is
+    ``challenger`` with the reason stated, unless ``promote`` is set.
+    """
     client = MlflowClient(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    current = score_champion(tracking_uri, name, test)
-    alias, reason = decide_alias(new_scores, current[1] if current else None, promote)
+    tags = dict(tags or {})
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None  # no model or no champion yet
+    not_comparable = None
+    if champion is not None:
+        new_test_start = _as_naive_day(test["signup_at"].min()) if "signup_at" in test and len(test) else None
+        not_comparable = _comparability(
+            *_version_facts(client, champion), _as_int(tags.get("horizon_days")), new_test_start
+        )
+    current = None
+    if champion is not None and not_comparable is None and promote is None:
+        current = score_champion(tracking_uri, name, test)
+    alias, reason = decide_alias(
+        new_scores, current[1] if current else None, promote, not_comparable=not_comparable
+    )
     try:
         try:
             client.get_registered_model(name)
         except MlflowException:
             client.create_registered_model(name, description="pLTV model for one send day (pltv train)")
-        mv = client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags or {}))
+        mv = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
         client.set_registered_model_alias(name, alias, mv.version)
         client.set_model_version_tag(name, mv.version, "alias_reason", reason)
     except MlflowException as exc:

@@ -29,19 +29,24 @@ def store(tmp_path_factory):
     return uri, root, result
 
 
-def _log_and_register(uri, result, estimator, *, promote=None):
-    """Log ``estimator`` as a pyfunc in a new run and register it under pltv_d3."""
+def _log_and_register(uri, result, estimator, *, promote=None, horizon_days=365, tags=None, run_params=None):
+    """Log ``estimator`` as a pyfunc in a new run and register it under pltv_d3 (scored on the fixture's test).
+
+    ``tags`` become version tags (as `pltv train` passes them); ``run_params`` are logged on the run.
+    """
     sd = result.results[0]
     wrapper = registry.LtvPythonModel(
         estimator,
         send_day=3,
-        horizon_days=365,
+        horizon_days=horizon_days,
         event_names=sd.event_names,
         feature_names=estimator.feature_names_,
     )
     tracking.configure(uri)
     experiment_id = tracking.ensure_experiment("pltv", uri)
     with mlflow.start_run(experiment_id=experiment_id) as run:
+        if run_params:
+            mlflow.log_params(run_params)
         info = registry.log_model(wrapper, sd.test)
     pred = wrapper.predict(sd.test)
     scores = {
@@ -56,7 +61,18 @@ def _log_and_register(uri, result, estimator, *, promote=None):
         new_scores=scores,
         test=sd.test,
         promote=promote,
+        tags=tags,
     )
+
+
+@pytest.fixture
+def champion_v1(store):
+    """The trained v1 (365-day horizon, its own test_from) is champion before and after the test."""
+    uri, _, result = store
+    client = MlflowClient(uri)
+    client.set_registered_model_alias("pltv_d3", "champion", "1")
+    yield uri, result
+    client.set_registered_model_alias("pltv_d3", "champion", "1")
 
 
 def test_first_version_becomes_champion_with_artifacts(store):
@@ -140,6 +156,63 @@ def test_equal_model_is_promoted_by_the_rule():
     assert registry.decide_alias({"gini": 0.70, "decile_mape": 0.30}, champ, None)[0] == "challenger"
     assert registry.decide_alias({"gini": 0.90, "decile_mape": 0.60}, champ, None)[0] == "challenger"
     assert registry.decide_alias({"gini": 0.1, "decile_mape": 9}, champ, False)[0] == "challenger"
+
+
+def test_different_horizon_is_challenger_unless_promoted(champion_v1):
+    """A version for another horizon is not compared with the champion: challenger, reason stated."""
+    uri, result = champion_v1
+    model = result.results[0].model
+    reg = _log_and_register(uri, result, model, horizon_days=30, tags={"horizon_days": "30"})
+    assert reg.alias == "challenger"
+    assert reg.reason == (
+        "not comparable: the champion predicts a 365-day LTV, this version 30 days; use --promote to replace it"
+    )
+    assert MlflowClient(uri).get_model_version("pltv_d3", reg.version).tags["alias_reason"] == reg.reason
+    assert registry.champion_version(uri, "pltv_d3") == "1"
+    forced = _log_and_register(uri, result, model, horizon_days=30, tags={"horizon_days": "30"}, promote=True)
+    assert forced.alias == "champion" and registry.champion_version(uri, "pltv_d3") == forced.version
+
+
+def test_test_cohort_overlapping_the_champions_training_is_challenger(champion_v1):
+    """A champion trained on users of the new test cohort would score in-sample: challenger, reason stated."""
+    uri, result = champion_v1
+    sd = result.results[0]
+    later = (pd.Timestamp(sd.split["test_from"]) + pd.Timedelta(days=30)).strftime("%Y-%m-%d")
+    # a champion from a later as_of; no version tags, so its facts come from its run's params
+    later_champion = _log_and_register(
+        uri, result, sd.model, promote=True, run_params={"horizon_days": 365, "test_from": later}
+    )
+    reg = _log_and_register(uri, result, sd.model, tags={"horizon_days": "365"})
+    assert reg.alias == "challenger"
+    assert reg.reason.startswith(
+        "not comparable: the champion was trained on part of this test cohort "
+        f"(its training users signed up before {later}, this test cohort from {sd.split['test_from']})"
+    )
+    assert reg.reason.endswith("use --promote to replace it")
+    assert registry.champion_version(uri, "pltv_d3") == later_champion.version
+
+
+def test_same_horizon_non_overlapping_as_good_version_becomes_champion(champion_v1):
+    """Same horizon, test cohort from the champion's test_from on, as good: the rule promotes it."""
+    uri, result = champion_v1
+    sd = result.results[0]
+    assert sd.test["signup_at"].min() >= pd.Timestamp(sd.split["test_from"])  # touches, does not overlap
+    reg = _log_and_register(uri, result, sd.model, tags={"horizon_days": "365"})
+    assert reg.alias == "champion" and reg.reason.startswith("at least as good as the champion")
+    assert registry.champion_version(uri, "pltv_d3") == reg.version
+
+
+def test_comparability_rules():
+    """Different horizons or a test cohort before the champion's test_from are not comparable; unknowns are."""
+    day = pd.Timestamp("2025-09-03")
+    assert registry._comparability(365, day, 365, day) is None
+    assert registry._comparability(None, None, 30, day - pd.Timedelta(days=1)) is None
+    both = registry._comparability(365, day, 30, pd.Timestamp("2025-04-22 10:00"))
+    assert "365-day LTV, this version 30 days" in both and "signed up before 2025-09-03" in both
+    alias, reason = registry.decide_alias({"gini": 0.9, "decile_mape": 0.1}, None, None, not_comparable=both)
+    assert alias == "challenger" and reason.startswith("not comparable: ")
+    assert registry.decide_alias({}, None, True, not_comparable=both)[0] == "champion"
+    assert registry.decide_alias({}, None, False, not_comparable=both)[0] == "challenger"
 
 
 def test_missing_model_is_a_registry_error(store):
