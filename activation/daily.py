@@ -199,7 +199,7 @@ def _outbox_write(path: Path, payloads: list[dict], client: ClientConfig | None)
 
 def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None) -> DailyReport:
     """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry."""
-    from pltv.features import build_features, to_utc_naive
+    from pltv.features import CATEGORICALS, build_features, to_utc_naive
     from pltv.registry import load_model
 
     t0 = time.perf_counter()
@@ -237,6 +237,14 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     except Exception as exc:
         raise DailyRunError(f"cannot open the source: {exc}") from exc
     timed("source", t)
+    categoricals = getattr(model, "categoricals", CATEGORICALS)
+    lost = [c for c in categoricals if c not in CATEGORICALS and c not in source.user_columns]
+    if lost:  # a renamed or dropped warehouse column would silently score everyone as "unknown"
+        source.close()
+        raise DailyRunError(
+            f"the model reads users column(s) {lost} (configured extra_categoricals) that the source no "
+            f"longer has; restore them or map them in [source.columns.users]"
+        )
     outbox = None
     if options.dry_run:
         folder = options.outbox_dir or options.ledger_path.parent / "outbox"
@@ -272,6 +280,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                     population="send_window", send_from=part["send_at"].iloc[0],
                     send_to=part["send_at"].iloc[-1] + timedelta(microseconds=1),
                     event_names=getattr(model, "event_names", None),
+                    categoricals=categoricals,
                 )  # fmt: skip
                 feats = feats[feats["user_id"].isin(set(part["user_id"]))].reset_index(drop=True)
                 timed("features", t)

@@ -154,14 +154,15 @@ def compare_versions(
     src = open_source(source) if own else source
     try:
         as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
-        frames: dict[tuple[str, ...], pd.DataFrame] = {}
+        frames: dict[tuple[tuple[str, ...], tuple[str, ...]], pd.DataFrame] = {}
         matured = {}
         for v, model in models.items():
-            key = tuple(model.event_names)
+            key = (tuple(model.event_names), tuple(model.categoricals))
             if key not in frames:
                 frame = build_features(
-                    src.con, send_day=send_day, as_of=as_of, horizon_days=horizon_days, event_names=key
-                )
+                    src.con, send_day=send_day, as_of=as_of, horizon_days=horizon_days,
+                    event_names=key[0], categoricals=key[1],
+                )  # fmt: skip
                 frames[key] = frame[frame["actual_ltv"].notna()].reset_index(drop=True)
             matured[v] = frames[key]
     finally:

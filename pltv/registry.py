@@ -3,11 +3,13 @@
 The logged model is an MLflow pyfunc (:class:`LtvPythonModel`): a features frame from
 :func:`pltv.features.build_features` in, ``predicted_ltv`` out. :func:`load_model` returns that object
 unwrapped, so the daily job and notebooks call ``.predict(features)`` on it directly and read
-``.event_names`` / ``.send_day`` / ``.horizon_days`` to build the right features.
+``.event_names`` / ``.categoricals`` / ``.send_day`` / ``.horizon_days`` to build the right features.
 
 Champion rule (:func:`decide_alias`): a new version becomes ``champion`` when it is at least as good as the
 current champion re-scored on the *same* out-of-time cohort: Gini no lower than the champion's − 0.005 and
-decile MAPE no higher than the champion's + 0.02; otherwise ``challenger``. ``promote=True/False`` overrides.
+decile MAPE no higher than the champion's + 0.02; otherwise ``challenger``. A version trained for another
+horizon, or whose test cohort overlaps the champion's training users, is not comparable and becomes
+``challenger`` with that reason. ``promote=True/False`` overrides.
 Registry stages are deprecated in MLflow; only aliases are used.
 """
 
@@ -28,6 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from pltv import metrics
 from pltv.errors import RegistryError
+from pltv.features import CATEGORICALS
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -56,6 +59,11 @@ with warnings.catch_warnings():
             self.horizon_days = int(horizon_days)
             self.event_names = list(event_names)
             self.feature_names = list(feature_names)
+
+        @property
+        def categoricals(self) -> list[str]:
+            """The categorical user columns the model reads (country/platform/channel plus configured extras)."""
+            return list(getattr(self.estimator, "categoricals_", CATEGORICALS))
 
         def predict(self, context=None, model_input=None, params=None) -> np.ndarray:
             """Predicted LTV per row of a features frame (also callable as ``predict(features)``)."""

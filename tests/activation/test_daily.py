@@ -321,3 +321,16 @@ def test_users_past_the_end_of_a_lagging_export_wait_for_the_data(world, tmp_pat
     assert (event_time[list(first_ids)] <= cutoff).all() and (event_time[list(later_ids)] > cutoff).all()
     # the complete run selects exactly what the lagging run left: nothing is sent twice, nothing lost
     assert len(sent) == len(first_ids | later_ids) and sb.summary()["stats"]["duplicates"] == 0
+
+
+def test_a_model_reading_a_column_the_source_lost_stops_before_sending(world, tmp_path):
+    """A model trained with an extra categorical refuses to score a source without that column."""
+    from pltv.registry import load_model
+
+    spec = load_spec(world["spec"])
+    model = load_model(world["uri"], spec.model_name, spec.model_version)
+    assert model.categoricals == ["country", "platform", "channel"]
+    model.estimator.categoricals_ = [*model.categoricals, "plan"]
+    with pytest.raises(DailyRunError, match=r"users column\(s\) \['plan'\]"):
+        run_daily(_options(world, tmp_path, dry_run=True), now=NOW, model=model)
+    assert not (tmp_path / "ledger.duckdb").exists()
