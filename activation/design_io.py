@@ -104,6 +104,12 @@ def design_from_registry(
         population = population_stats(src.con, as_of=as_of, default_region=config.capi.default_region)
     options = DesignOptions(**{**options.__dict__, "send_days": tuple(sorted(holdouts))})
     result = design(holdouts, models, population, horizon_days=horizons.pop(), options=options, now=now)
+    unregistered = [d for d in days if d not in holdouts]
+    if unregistered:
+        result.notes.append(
+            f"send days {unregistered} left out: no registered champion "
+            f"({', '.join(registry.model_name(template, d) for d in unregistered)}); run `pltv train` for them"
+        )
     result.notes.append(
         f"volume from the last {RECENT_WEEKS} weeks before {as_of:%Y-%m-%d}: {population.weekly_signups:,.0f} "
         f"signups/week, {population.deliverable_share:.0%} deliverable, {population.append_share:.0%} with "

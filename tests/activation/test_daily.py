@@ -334,3 +334,10 @@ def test_a_model_reading_a_column_the_source_lost_stops_before_sending(world, tm
     with pytest.raises(DailyRunError, match=r"users column\(s\) \['plan'\]"):
         run_daily(_options(world, tmp_path, dry_run=True), now=NOW, model=model)
     assert not (tmp_path / "ledger.duckdb").exists()
+
+
+def test_design_says_which_requested_send_days_have_no_model(world, tmp_path):
+    """Asking the designer for a send day without a registered champion is said, not silently dropped."""
+    options = DesignOptions(mode="custom_value", send_days=(1, 5))
+    result, _ = design_from_registry(world["config"], options, out=tmp_path / "spec.json")
+    assert any("send days [5] left out: no registered champion (pltv_d5)" in n for n in result.notes)
