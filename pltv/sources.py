@@ -22,8 +22,6 @@ Errors name the table, column and an example row key, never a value that may be 
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,8 +31,8 @@ import duckdb
 
 from pltv.config import SourceConfig
 from pltv.errors import DataQualityError, SchemaError, SourceError
+from pltv.source_files import attach_raw, csv_error, describe_columns, quote_ident
 
-TABLES = ("users", "transactions", "events")
 REQUIRED = {
     "users": ("user_id", "signup_at"),
     "transactions": ("user_id", "occurred_at", "revenue"),
@@ -52,13 +50,6 @@ DELIVERY = (
 _BOOLEAN = ("consent", "ldu")
 _TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
                "events": ("occurred_at",)}  # fmt: skip
-_DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
-_READERS = {".parquet": "read_parquet", ".csv": "read_csv"}  # export file suffix -> DuckDB reader
-_CSV_DELIMITERS = (",", ";", "|", "\t")  # DuckDB's sniffer candidates
-# parts of DuckDB's CSV errors that are safe to repeat (the rest can quote a row: personal data)
-_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
-_CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
-_CSV_FILE = re.compile(r'^\s*file = (.+?)\s*$|sniffing file "(.+?)"', re.MULTILINE)
 CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
 
 
@@ -127,189 +118,9 @@ class Source:
         self.close()
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _locate(folder: Path, table: str) -> tuple[str, list[Path]] | None:
-    """DuckDB reader and files holding ``table`` in a warehouse-export folder, or None when absent.
-
-    A table is one file or one folder of part files, all of one format: anything else would leave some
-    files unread, so it is an error rather than a silent choice.
-    """
-    singles = [folder / f"{table}{suffix}" for suffix in _READERS if (folder / f"{table}{suffix}").is_file()]
-    part_dir = folder / table
-    if len(singles) + part_dir.is_dir() > 1:
-        holders = [p.name for p in singles] + ([f"{table}/"] if part_dir.is_dir() else [])
-        raise SourceError(
-            f"folder {folder} holds table '{table}' more than once ({', '.join(holders)}); keep one file or "
-            "one folder of part files per table"
-        )
-    if singles:
-        return _READERS[singles[0].suffix], singles
-    if not part_dir.is_dir():
-        return None
-    kinds = {
-        suffix: parts
-        for suffix in _READERS
-        if (parts := sorted(p for p in part_dir.rglob(f"*{suffix}") if p.is_file()))
-    }
-    if not kinds:
-        raise SourceError(f"folder {part_dir} holds no .parquet or .csv part files for table '{table}'")
-    if len(kinds) > 1:
-        found = ", ".join(f"{len(parts):,} {suffix}" for suffix, parts in kinds.items())
-        raise SourceError(
-            f"folder {part_dir} for table '{table}' mixes part file kinds ({found} files); keep one format "
-            "per table (convert the other files or move them out)"
-        )
-    ((suffix, parts),) = kinds.items()
-    return _READERS[suffix], parts
-
-
-def _reader(reader: str, paths: list[Path]) -> str:
-    listing = "[" + ", ".join(_quote_literal(str(p)) for p in paths) + "]"
-    if reader == "read_csv":
-        # all columns as text: the contract's casts below report unparseable rows by key
-        return f"read_csv({listing}, header = true, all_varchar = true, union_by_name = true)"
-    return f"read_parquet({listing}, union_by_name = true)"
-
-
-def _csv_line(message: str) -> tuple[int | None, tuple[int, int] | None]:
-    """Line number and (expected, found) field counts from a DuckDB CSV error, never the line's content."""
-    line = _CSV_LINE.search(message)
-    fields = _CSV_FIELDS.search(message)
-    return (
-        int(line.group(1)) if line else None,
-        (int(fields.group(1)), int(fields.group(2))) if fields else None,
-    )
-
-
-def _csv_first_bad_line(con, file: Path) -> tuple[int | None, tuple[int, int] | None]:
-    """Re-read ``file`` with the dialect its header suggests (no sniffing) to find the first bad line."""
-    try:
-        with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-            header = handle.readline()
-    except OSError:
-        return None, None
-    delimiter = max(_CSV_DELIMITERS, key=header.count)
-    names = next(csv.reader([header], delimiter=delimiter), [])
-    if len(names) < 2 or len(set(names)) != len(names) or "" in names:
-        return None, None
-    columns = "{" + ", ".join(f"{_quote_literal(name)}: 'VARCHAR'" for name in names) + "}"
-    try:
-        con.execute(
-            f"SELECT count(*) FROM read_csv({_quote_literal(str(file))}, header = true, auto_detect = false, "
-            f"delim = {_quote_literal(delimiter)}, quote = '\"', escape = '\"', columns = {columns})"
-        ).fetchall()
-    except duckdb.Error as exc:
-        return _csv_line(str(exc))
-    return None, None
-
-
-def _csv_message(
-    table: str, file: Path, line: int | None, fields: tuple[int, int] | None, *, dialect: bool
-) -> str:
-    where = f"table '{table}', file {file}"
-    what = "the CSV dialect (delimiter, quote) could not be detected" if dialect else "malformed CSV"
-    if line is not None:
-        what += f"; first malformed line: {line}"
-        if fields is not None:
-            what += f" ({fields[1]} fields where the header has {fields[0]})"
-    return (
-        f"{where}: {what}; check for an unterminated quote or a line with extra or missing fields "
-        "(the line itself is not shown: it may hold personal data)"
-    )
-
-
-def _check_csv_header(con, table: str, files: list[Path]) -> None:
-    """A header read as one column holding delimiters means DuckDB's dialect sniffing failed: say so."""
-    if not any(ch in column for column in _columns(con, f"raw_{table}") for ch in _CSV_DELIMITERS):
-        return
-    for file in files:
-        columns = _columns(con, f"read_csv({_quote_literal(str(file))}, header = true, all_varchar = true)")
-        if len(columns) == 1 and any(ch in next(iter(columns)) for ch in _CSV_DELIMITERS):
-            raise SourceError(_csv_message(table, file, *_csv_first_bad_line(con, file), dialect=True))
-
-
-def _csv_error(con, csv_files: Mapping[str, list[Path]], exc: duckdb.Error) -> SourceError | None:
-    """A DuckDB CSV error as table, file and line (without the row DuckDB quotes), or None if not one."""
-    message = str(exc)
-    named = {a or b for a, b in _CSV_FILE.findall(message)}
-    for table, files in csv_files.items():
-        for file in files:
-            if str(file) in named:
-                line, fields = _csv_line(message)
-                if line is None:
-                    line, fields = _csv_first_bad_line(con, file)
-                return SourceError(_csv_message(table, file, line, fields, dialect="sniffing" in message))
-    return None
-
-
-def _attach_raw(
-    con: duckdb.DuckDBPyConnection, path: Path, csv_files: dict[str, list[Path]]
-) -> dict[str, str]:
-    """Create ``raw_<table>`` views; return table -> found, and fill ``csv_files`` (table -> CSV files)."""
-    found: dict[str, str] = {}
-    if path.is_dir():
-        for table in TABLES:
-            located = _locate(path, table)
-            if located is None:
-                continue
-            reader, files = located
-            if reader == "read_csv":
-                csv_files[table] = files
-            found[table] = _reader(reader, files)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM {found[table]}")
-            if reader == "read_csv":
-                _check_csv_header(con, table, files)
-        return found
-    if not path.is_file():
-        raise SourceError(f"source {path} does not exist (expected a DuckDB file or an export folder)")
-    if path.suffix.lower() not in _DUCKDB_SUFFIXES:
-        raise SourceError(
-            f"source {path} is a file but not a DuckDB database ({', '.join(_DUCKDB_SUFFIXES)}); "
-            "for Parquet/CSV give the folder that holds users/transactions/events"
-        )
-    try:
-        con.execute(f"ATTACH {_quote_literal(str(path))} AS src (READ_ONLY)")
-    except duckdb.Error as exc:
-        raise SourceError(f"cannot open DuckDB source {path}: {type(exc).__name__}") from exc
-    # table -> schemas holding it; names match case-insensitively, as DuckDB resolves them
-    schemas: dict[str, list[tuple[str, str]]] = {}
-    for schema, name in con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src' "
-        "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = 'src' ORDER BY 1"
-    ).fetchall():
-        schemas.setdefault(name.lower(), []).append((schema, name))
-    for table in TABLES:
-        holders = schemas.get(table, [])
-        in_main = [holder for holder in holders if holder[0] == "main"]
-        if len(in_main) == 1 or len(holders) == 1:
-            schema, name = (in_main or holders)[0]
-        elif holders:
-            raise SourceError(
-                f"source {path}: table '{table}' is ambiguous: not in schema main, but in each of schemas "
-                f"{[schema for schema, _ in holders]}; move the one to use into schema main"
-            )
-        else:
-            continue
-        found[table] = f"src.{_quote_ident(schema)}.{_quote_ident(name)}"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{table} AS SELECT * FROM {found[table]}")
-    return found
-
-
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
-    rows = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    return {row[0]: row[1] for row in rows}
-
-
 def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[str, str]) -> dict[str, str]:
     """``mapped_<table>``: the raw view with source column names mapped to canonical ones."""
-    raw = _columns(con, f"raw_{table}")
+    raw = describe_columns(con, f"raw_{table}")
     renames = []
     for src_name, canonical in mapping.items():
         if src_name not in raw:
@@ -322,10 +133,10 @@ def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[st
                 f"column mapping for table '{table}': '{src_name}' -> '{canonical}' collides with an "
                 f"existing column '{canonical}'"
             )
-        renames.append(f"{_quote_ident(src_name)} AS {_quote_ident(canonical)}")
+        renames.append(f"{quote_ident(src_name)} AS {quote_ident(canonical)}")
     rename = f" RENAME ({', '.join(renames)})" if renames else ""
     con.execute(f"CREATE OR REPLACE TEMP VIEW mapped_{table} AS SELECT *{rename} FROM raw_{table}")
-    columns = _columns(con, f"mapped_{table}")
+    columns = describe_columns(con, f"mapped_{table}")
     missing = [c for c in REQUIRED[table] if c not in columns]
     if missing:
         raise SchemaError(
@@ -336,7 +147,7 @@ def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[st
 
 
 def _timestamp_expr(column: str, duck_type: str) -> str:
-    col = _quote_ident(column)
+    col = quote_ident(column)
     if duck_type.startswith("TIMESTAMP WITH TIME ZONE"):
         return f"CAST({col} AS TIMESTAMP)"  # session TimeZone is UTC
     if duck_type.startswith("TIMESTAMP") or duck_type == "DATE":
@@ -358,15 +169,15 @@ def _check_timestamps(con, table: str, columns: dict[str, str], key: str) -> lis
         expr = _timestamp_expr(column, columns[column])
         count, example = _first_bad_key(
             con,
-            f"SELECT count(*), min({_quote_ident(key)}::VARCHAR) FROM mapped_{table} "
-            f"WHERE {_quote_ident(column)} IS NOT NULL AND {expr} IS NULL",
+            f"SELECT count(*), min({quote_ident(key)}::VARCHAR) FROM mapped_{table} "
+            f"WHERE {quote_ident(column)} IS NOT NULL AND {expr} IS NULL",
         )
         if count:
             raise DataQualityError(
                 f"table '{table}', column '{column}': {count:,} value(s) are not parseable timestamps "
                 f"(first {key} = {example}); use ISO 8601 in UTC, e.g. 2026-01-31T12:00:00Z"
             )
-        exprs.append(f"{expr} AS {_quote_ident(column)}")
+        exprs.append(f"{expr} AS {quote_ident(column)}")
     return exprs
 
 
@@ -421,7 +232,7 @@ def _build_users(con, columns: dict[str, str], cutoff: datetime) -> None:
                 )
             typed.append(f"TRY_CAST({column} AS BOOLEAN) AS {column}")
     replaced = [c for c in ("user_id", *_TIMESTAMPS["users"], *_BOOLEAN) if c in columns]
-    exclude = ", ".join(_quote_ident(c) for c in replaced)
+    exclude = ", ".join(quote_ident(c) for c in replaced)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE users AS SELECT {', '.join(typed)}, * EXCLUDE ({exclude}) "
         "FROM mapped_users"
@@ -564,7 +375,7 @@ def _quality(
     coverage: dict[str, float] = {}
     if ids and users:
         row = con.execute(
-            "SELECT " + ", ".join(f"avg(({_quote_ident(c)} IS NOT NULL)::INT)" for c in ids) + " FROM users"
+            "SELECT " + ", ".join(f"avg(({quote_ident(c)} IS NOT NULL)::INT)" for c in ids) + " FROM users"
         ).fetchall()[0]
         coverage = dict(zip(ids, (float(v) for v in row), strict=True))
     ends = [t for t in (smax, tmax, emax) if t is not None]
@@ -602,7 +413,7 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
     csv_files: dict[str, list[Path]] = {}
     try:
         con.execute("SET TimeZone = 'UTC'")
-        found = _attach_raw(con, path, csv_files)
+        found = attach_raw(con, path, csv_files)
         missing = [t for t in ("users", "transactions") if t not in found]
         if missing:
             raise SourceError(
@@ -616,13 +427,13 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
         kept = con.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
         notes = _key_type_notes(mapped, dropped, kept)
         quality = _quality(con, config.currency, dropped, mapped["users"], notes)
-        user_columns = tuple(_columns(con, "users"))
+        user_columns = tuple(describe_columns(con, "users"))
     except duckdb.Error as exc:
-        csv_error = _csv_error(con, csv_files, exc)
+        failure = csv_error(con, csv_files, exc)
         if owns:
             con.close()
-        if csv_error is not None:
-            raise csv_error from None
+        if failure is not None:
+            raise failure from None
         # DuckDB's parse errors can quote row contents (personal data): only I/O errors keep their text
         detail = (
             str(exc).splitlines()[0] if isinstance(exc, duckdb.IOException) else "check the files' format"
