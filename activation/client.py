@@ -8,10 +8,13 @@ and ``rng`` so tests run fast and reproducibly.
   appsecret_proof?, test_event_code?, partner_agent?}``. The token is in the body, never the URL.
 - Retries on HTTP 5xx, timeouts, dropped connections, ``is_transient`` and Meta's throttling/temporary
   codes; exponential backoff with full jitter, an attempt cap and a per-batch deadline.
-- Code 100 (invalid parameter) rejects the whole batch: the batch is split in halves until the bad
-  events are isolated; the rest is delivered.
-- Token/permission errors (190, 10, 200-299, 102, 104, 3, 100/33) raise :class:`AccessDenied` and stop
-  the run: batches not yet sent are not sent.
+- Code 100 (invalid parameter) and 2500 (parse error) reject the whole batch: the batch is split in
+  halves until the bad events are isolated (an event is marked rejected only on its own); the rest is
+  delivered.
+- Token/permission errors (190, 10, 200-299, 102, 104, 3, 100/33), and every other refusal that is
+  about the request rather than an event (unknown pixel or path 803, an answer that is not the Graph
+  API's error envelope, an unknown code), raise :class:`AccessDenied` and stop the run: batches not yet
+  sent are not sent and their events stay owed, so a configuration mistake never loses events.
 - Logs carry batch numbers, counts, status codes and Meta's codes: never a batch's contents.
 """
 
@@ -40,7 +43,9 @@ log = logging.getLogger("activation.client")
 
 RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613, *range(80000, 80015)})
 FATAL_CODES = frozenset({3, 10, 102, 104, 190, *range(200, 300)})
-Verdict = Literal["ok", "retry", "split", "reject", "fatal"]
+SPLIT_CODES = frozenset({100, 2500})  # the batch's contents were refused: bisect to find the events
+NOT_FOUND = 803  # "some of the aliases you requested do not exist": the pixel id or path is wrong
+Verdict = Literal["ok", "retry", "split", "fatal"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,19 +110,19 @@ def classify(status: int | None, error: Mapping[str, Any] | None) -> Verdict:
     """The decision for one response: ``status`` None means no response (timeout, dropped connection)."""
     if status is None:
         return "retry"
-    if error is None:
-        return "ok" if 200 <= status < 300 else ("retry" if status >= 500 or status == 429 else "reject")
+    if error is None:  # no Graph API error envelope: the endpoint itself is wrong (or a proxy answered)
+        return "ok" if 200 <= status < 300 else ("retry" if status >= 500 or status == 429 else "fatal")
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
-    if code in FATAL_CODES or (code == 100 and subcode == 33):
+    if code in FATAL_CODES or code == NOT_FOUND or (code == 100 and subcode == 33):
         return "fatal"
     if code in RETRYABLE_CODES or error.get("is_transient") is True:
         return "retry"
-    if code == 100:
+    if code in SPLIT_CODES:
         return "split"
     if status >= 500 or status == 429:
         return "retry"
-    return "reject"
+    return "fatal"  # not about one event, not known to pass: stop and keep the events owed
 
 
 def is_retryable(status: int | None, error: Mapping[str, Any] | None) -> bool:
@@ -341,10 +346,17 @@ class CapiClient:
                 subcode=subcode,
                 fbtrace_id=resp.fbtrace_id,
             )
+            token = code in FATAL_CODES or (code == 100 and subcode == 33)
+            what = "the access token or its permissions" if token else f"the request (HTTP {resp.status})"
+            check = (
+                "META_ACCESS_TOKEN / META_APP_SECRET and the token's access to the pixel"
+                if token
+                else "the Graph URL, API version and pixel id"
+            )
             raise AccessDenied(
-                f"Meta refused the access token or its permissions (code {code}, subcode {subcode}, "
-                f"fbtrace_id {resp.fbtrace_id}): {message}. Check META_ACCESS_TOKEN / META_APP_SECRET and the "
-                "token's access to the pixel; nothing more was sent in this run.",
+                f"Meta refused {what} (code {code}, subcode {subcode}, fbtrace_id {resp.fbtrace_id}): "
+                f"{message}. Check {check}; nothing more was sent in this run, and the events not sent "
+                "stay owed to the next run.",
                 code=code,
                 subcode=subcode,
                 fbtrace_id=resp.fbtrace_id,

@@ -81,10 +81,12 @@ class DailyReport:
     eligible: int = 0  # users selected (the day's + catch-up)
     catch_up: int = 0
     deferred: int = 0  # send moment after the source's last row: scored by a later run, once the data is in
+    expired: int = 0  # owed by earlier runs but now too old for Meta: marked failed/expired
     data_end: datetime | None = None
     planned: int = 0
     sent: int = 0
     already_done: int = 0
+    rejected_before: int = 0  # planned again, but Meta rejected them in an earlier run: not re-sent
     failed: int = 0
     skipped: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)  # (code, subcode) -> events
@@ -112,12 +114,24 @@ class DailyReport:
             ),
             f"  events planned   {self.planned:>9,}",
             f"  sent             {self.sent:>9,}"
-            + (f"  (+{self.already_done:,} already sent)" if self.already_done else ""),
+            + (f"  (+{self.already_done:,} already sent)" if self.already_done else "")
+            + (
+                f"  ({self.rejected_before:,} rejected by Meta earlier, not re-sent)"
+                if self.rejected_before
+                else ""
+            ),
             f"  failed           {self.failed:>9,}"
             + (
                 "  " + ", ".join(f"code {c}/{s}: {n:,}" for (c, s), n in self.failures.items())
                 if self.failures
                 else ""
+            ),
+            *(
+                [
+                    f"  expired          {self.expired:>9,}  (owed by earlier runs, now older than Meta accepts)"
+                ]
+                if self.expired
+                else []
             ),
             f"  skipped          {sum(self.skipped.values()):>9,}"
             + (
@@ -171,12 +185,10 @@ def _select(
     ).df()
     spec_id = spec.spec_id
     frame["event_id"] = [event_id_for(spec_id, u) for u in frame["user_id"]]
-    states = ledger.states(frame["event_id"])
-    frame["state"] = frame["event_id"].map(states)
     today = frame["send_at"] >= as_of - timedelta(days=1)
-    open_state = frame["state"].isna() | frame["state"].isin(["pending"])
+    owed = ~frame["event_id"].isin(ledger.settled(frame["event_id"]))
     frame["catch_up"] = ~today
-    frame = frame[today | open_state]
+    frame = frame[today | owed]
     late = frame["send_at"] > data_end if data_end is not None else pd.Series(False, index=frame.index)
     return frame[~late].reset_index(drop=True), int(late.sum())
 
@@ -257,6 +269,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
         t = time.perf_counter()
         data_end = source.quality.data_end
         report.data_end = to_utc_naive(data_end) if data_end is not None else None
+        report.expired = ledger.expire(older_than=now - timedelta(days=options.catch_up_days))
         selected, report.deferred = _select(
             source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end
         )
@@ -312,6 +325,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                     report.sent += delivery.sent
                     report.failed += delivery.failed
                     report.already_done += delivery.already_done
+                    report.rejected_before += delivery.rejected_before
                     report.failures.update(delivery.failures)
                 timed("deliver", t)
         finally:

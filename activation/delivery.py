@@ -29,7 +29,8 @@ class DeliveryReport:
     run_id: str
     planned: int
     skipped: int
-    already_done: int  # planned but not claimed: sent (or rejected) by an earlier run
+    already_done: int  # planned but not claimed because an earlier run sent them
+    rejected_before: int  # planned but not claimed because Meta rejected them in an earlier run
     sent: int
     failed: int
     seconds: float
@@ -41,7 +42,8 @@ class DeliveryReport:
         fails = ", ".join(f"code {c}/{s}: {n:,}" for (c, s), n in self.failures.items())
         return (
             f"run {self.run_id}: planned={self.planned:,} sent={self.sent:,} failed={self.failed:,} "
-            f"skipped={self.skipped:,} already_done={self.already_done:,} in {self.seconds:.1f}s "
+            f"skipped={self.skipped:,} already_done={self.already_done:,} "
+            f"rejected_before={self.rejected_before:,} in {self.seconds:.1f}s "
             f"({rate:,.0f} events/s)" + (f"; failures: {fails}" if fails else "")
         )
 
@@ -60,6 +62,8 @@ def deliver(
     ledger.record_skipped(skipped, run=run)
     claimed = set(ledger.claim_pending(events, run=run))
     payloads = [e.payload for e in events if e.event_id in claimed]
+    earlier = ledger.states(e.event_id for e in events if e.event_id not in claimed)
+    already_sent = sum(state == "sent" for state in earlier.values())
     log_event(log, "activation.run_started", run_id=run.run_id, planned=len(events), claimed=len(payloads),
               skipped=len(skipped))  # fmt: skip
     sent = failed = 0
@@ -82,7 +86,8 @@ def deliver(
         run_id=run.run_id,
         planned=len(events),
         skipped=len(skipped),
-        already_done=len(events) - len(payloads),
+        already_done=already_sent,
+        rejected_before=len(earlier) - already_sent,
         sent=sent,
         failed=failed,
         seconds=clock() - start,

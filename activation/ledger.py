@@ -31,6 +31,9 @@ from activation.errors import LedgerError
 from activation.events import PlannedEvent, SkippedEvent
 
 STATES = ("pending", "sent", "failed", "skipped")
+TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason
+RETRYABLE = "retries_exhausted"  # failed rows a later run sends again
+EXPIRED = "expired"  # owed rows whose event became too old for Meta before any run could send them
 TABLE = "capi_events"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -202,7 +205,7 @@ class Ledger:
             self._upsert(
                 frame,
                 f"{TABLE}.state IN ('pending', 'skipped') "
-                f"OR ({TABLE}.state = 'failed' AND {TABLE}.reason = 'retries_exhausted')",
+                f"OR ({TABLE}.state = 'failed' AND {TABLE}.reason = '{RETRYABLE}')",
             )
             self.con.register("_claim", frame[["event_id"]])
             try:
@@ -227,7 +230,7 @@ class Ledger:
                 "event_id": [o.event_id for o in outcomes],
                 "state": [o.state for o in outcomes],
                 "reason": [
-                    None if o.state == "sent" else ("retries_exhausted" if o.retryable else "rejected")
+                    None if o.state == "sent" else (RETRYABLE if o.retryable else "rejected")
                     for o in outcomes
                 ],
                 "attempts": [o.attempts for o in outcomes],
@@ -267,6 +270,40 @@ class Ledger:
             sql += " AND send_date = ?"
             params.append(send_date)
         return [r[0] for r in self.con.execute(sql + " ORDER BY send_date, event_id", params).fetchall()]
+
+    def settled(self, event_ids: Iterable[str]) -> set[str]:
+        """The ids with nothing left to do: sent, rejected by Meta, expired, or skipped for a lasting reason.
+
+        Every other id is owed: unknown, ``pending`` (a dead run), ``failed`` after retries, or skipped only
+        because of the clock."""
+        frame = pd.DataFrame({"event_id": list(event_ids)})
+        self.con.register("_ids", frame)
+        try:
+            rows = self.con.execute(
+                f"SELECT event_id FROM {TABLE} JOIN _ids USING (event_id) WHERE state = 'sent' "
+                f"OR (state = 'failed' AND reason IS DISTINCT FROM '{RETRYABLE}') "
+                f"OR (state = 'skipped' AND reason NOT IN ({', '.join(repr(r) for r in TEMPORARY_SKIPS)}))"
+            ).fetchall()
+        finally:
+            self.con.unregister("_ids")
+        return {r[0] for r in rows}
+
+    def expire(self, *, older_than: datetime) -> int:
+        """Owed rows whose event time is before ``older_than`` (Meta refuses such events) become
+        ``failed``/``expired``, so nothing promises a re-send that can no longer happen. Returns how many."""
+        cutoff = int(older_than.replace(tzinfo=older_than.tzinfo or UTC).timestamp())
+        now = self._now()
+
+        def run() -> int:
+            return self.con.execute(
+                f"UPDATE {TABLE} SET state = 'failed', reason = '{EXPIRED}', updated_at = ? "
+                f"WHERE event_time < ? AND (state = 'pending' OR (state = 'failed' AND reason = '{RETRYABLE}') "
+                f"OR (state = 'skipped' AND reason IN ({', '.join(repr(r) for r in TEMPORARY_SKIPS)}))) "
+                "RETURNING event_id",
+                [now, cutoff],
+            ).fetchall()
+
+        return len(self._transaction(run))
 
     def states(self, event_ids: Iterable[str]) -> dict[str, str]:
         """State of each known id."""

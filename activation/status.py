@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from activation.errors import LedgerError
-from activation.ledger import TABLE, Ledger
+from activation.ledger import EXPIRED, RETRYABLE, TABLE, Ledger
 
 
 def render_status(path: str | Path, *, days: int = 7) -> str:
@@ -35,7 +35,8 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
         ).fetchall()
         backlog = con.execute(
             f"SELECT count(*) FILTER (WHERE state = 'pending'), "
-            f"count(*) FILTER (WHERE state = 'failed' AND reason = 'retries_exhausted') FROM {TABLE}"
+            f"count(*) FILTER (WHERE state = 'failed' AND reason = '{RETRYABLE}'), "
+            f"count(*) FILTER (WHERE state = 'failed' AND reason = '{EXPIRED}') FROM {TABLE}"
         ).fetchall()[0]
         lines = [
             f"{'send date':<11} {'run':<22} {'spec':<22} {'sent':>8} {'skipped':>8} {'failed':>7} {'pending':>8}"
@@ -59,6 +60,11 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
         lines.append(
             f"catch-up backlog: {backlog[0]:,} pending (an interrupted run; the next run re-sends them), "
             f"{backlog[1]:,} failed after retries (retried by the next run)"
+            + (
+                f"; {backlog[2]:,} expired (too old for Meta before a run could send them)"
+                if backlog[2]
+                else ""
+            )
         )
         return "\n".join(lines)
     finally:

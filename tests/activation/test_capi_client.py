@@ -40,11 +40,15 @@ from activation.client import (
         (400, {"code": 190}, "fatal"),
         (403, {"code": 10}, "fatal"),
         (403, {"code": 200}, "fatal"),
-        (400, {"code": 2500}, "reject"),
+        (400, {"code": 2500}, "split"),
+        (404, None, "fatal"),
+        (400, {"code": 803}, "fatal"),
+        (400, {"code": 12345}, "fatal"),
     ],
 )
 def test_classification_follows_metas_error_codes_not_only_http_status(status, error, verdict):
-    """Throttling codes arriving as HTTP 400 retry; 100 splits; token/permission codes stop the run."""
+    """Throttling codes arriving as HTTP 400 retry; 100 splits; token/permission codes, a wrong endpoint
+    and unknown refusals stop the run (events stay owed), never mark events rejected."""
     assert classify(status, error) == verdict
     assert is_retryable(status, error) == (verdict == "retry")
 

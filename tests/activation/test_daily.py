@@ -341,3 +341,24 @@ def test_design_says_which_requested_send_days_have_no_model(world, tmp_path):
     options = DesignOptions(mode="custom_value", send_days=(1, 5))
     result, _ = design_from_registry(world["config"], options, out=tmp_path / "spec.json")
     assert any("send days [5] left out: no registered champion (pltv_d5)" in n for n in result.notes)
+
+
+def test_events_that_ran_out_of_retries_are_sent_by_the_next_days_run(world, tmp_path):
+    """An outage longer than the retry budget: the day's events fail; the next day's catch-up sends them."""
+    before = datetime(2026, 10, 30, 1, 0, tzinfo=UTC)
+    with Sandbox(now=before, faults=FaultConfig(rate=1.0, seed=1, kinds=("http_500",))) as sb:
+        options = _options(world, tmp_path, sb, run_date=date(2026, 10, 30), client={"max_attempts": 2})
+        outage = run_daily(options, now=before)
+        assert outage.failed > 0 and outage.sent == 0
+        sb.set_faults(rate=0.0)
+        sb.set_now(NOW)
+        next_day = run_daily(_options(world, tmp_path, sb), now=NOW)
+        received = {e["event_id"] for e in sb.events()}
+    ledger = _ledger(tmp_path)
+    assert next_day.failed == 0 and next_day.catch_up > 0
+    assert set(ledger.loc[ledger["state"] == "sent", "event_id"]) == received
+    # what could not be sent any more (older than Meta's 7 days by now) is expired, nothing is left owed
+    failed = ledger[ledger["state"] == "failed"]
+    assert (failed["reason"] == "expired").all() and len(failed) == next_day.expired
+    assert (failed["event_time"] < NOW.timestamp() - 7 * 86400).all()
+    assert len(received) + next_day.expired >= outage.failed and not (ledger["state"] == "pending").any()

@@ -102,3 +102,53 @@ def test_crash_mid_run_leaves_pending_rows_the_next_run_completes(sb, tmp_path):
     received = _received(sb)
     assert len(received) == 2500 and set(received.values()) == {1}
     assert sb.summary()["stats"]["duplicates"] == 500  # Meta-side dedup absorbs the re-sent half batch
+
+
+def test_a_wrong_endpoint_stops_the_run_and_loses_no_event(sb, tmp_path):
+    """A Graph URL with the version twice (Meta: 803 / not the events path): the run stops, nothing is
+    marked rejected, and the run with the right URL sends every event, none reported as already sent."""
+    events = make_events(300)
+    with Ledger(tmp_path / "ledger.duckdb") as ledger:
+        with CapiClient(client_config(f"{sb.url}/v26.0")) as wrong, pytest.raises(AccessDenied) as info:
+            deliver(events, [], client=wrong, ledger=ledger, run=_run("r1"))
+        assert "Graph URL" in str(info.value) and "stay owed" in str(info.value)
+        assert ledger.summary().counts["failed"] == 0
+        with CapiClient(client_config(sb.url)) as right:
+            report = deliver(events, [], client=right, ledger=ledger, run=_run("r2"))
+    assert (report.sent, report.already_done, report.rejected_before) == (300, 0, 0)
+    assert len(_received(sb)) == 300
+
+
+def test_rejected_events_are_not_resent_nor_counted_as_sent(sb, tmp_path):
+    """An event Meta rejected stays rejected; a re-run reports it as rejected earlier, not as sent."""
+    events = make_events(20)
+    bad = events[3]
+    payload = dict(bad.payload) | {"user_data": {"em": "Someone@Example.com", "client_user_agent": "UA"}}
+    events[3] = dataclasses.replace(bad, payload=payload)
+    with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
+        first = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+        again = deliver(events, [], client=client, ledger=ledger, run=_run("r2"))
+    assert (first.sent, first.failed) == (19, 1)
+    assert (again.sent, again.already_done, again.rejected_before) == (0, 19, 1)
+
+
+def test_owed_rows_too_old_for_meta_expire_and_only_lasting_skips_are_settled(tmp_path):
+    """pending / failed-after-retries / clock-skipped rows older than the cutoff become failed/expired;
+    a skip for the clock (in_future) stays owed until then, a skip for the user (no_consent) is settled."""
+    from datetime import UTC, datetime, timedelta
+
+    from activation.events import SkippedEvent
+    from activation.status import render_status
+
+    events = make_events(4, now=datetime(2026, 10, 1, tzinfo=UTC).timestamp())
+    with Ledger(tmp_path / "ledger.duckdb") as ledger:
+        ledger.claim_pending(events[:2], run=_run("dead"))
+        skip = [SkippedEvent(e.event_id, e.event_name, e.event_time, e.value, r)
+                for e, r in zip(events[2:], ("in_future", "no_consent"), strict=True)]  # fmt: skip
+        ledger.record_skipped(skip, run=_run("r1"))
+        ids = [e.event_id for e in events]
+        assert ledger.settled(ids) == {events[3].event_id}
+        assert ledger.expire(older_than=datetime(2026, 9, 1, tzinfo=UTC)) == 0
+        assert ledger.expire(older_than=datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=7)) == 3
+        assert ledger.settled(ids) == set(ids) and ledger.pending() == []
+    assert "3 expired" in render_status(tmp_path / "ledger.duckdb")
