@@ -260,9 +260,13 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     outbox = None
     if options.dry_run:
         folder = options.outbox_dir or options.ledger_path.parent / "outbox"
-        folder.mkdir(parents=True, exist_ok=True)
         outbox = folder / f"{options.run_date:%Y-%m-%d}-{run_id}.jsonl"
-        outbox.write_text("")
+        try:  # beside the ledger by default: a ledger folder that does not exist fails as a live run would
+            folder.mkdir(parents=options.outbox_dir is not None, exist_ok=True)
+            outbox.write_text("")
+        except OSError as exc:
+            source.close()
+            raise DailyRunError(f"cannot write the dry-run outbox {outbox}: {exc.strerror or exc}") from None
         report.outbox = outbox
     user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY) if c in source.user_columns]
     with source, Ledger(options.ledger_path) as ledger:

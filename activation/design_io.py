@@ -78,7 +78,7 @@ def design_from_registry(
     from pltv import registry, tracking
     from pltv.features import default_as_of
 
-    tracking.configure(config.mlflow.tracking_uri)
+    tracking.configure(config.mlflow.tracking_uri, existing=True)
     uri, template = config.mlflow.tracking_uri, config.mlflow.model_name
     days = options.send_days or config.train.send_days
     holdouts: dict[int, pd.DataFrame] = {}
@@ -126,7 +126,7 @@ def check_spec_model(spec: EventSpec, tracking_uri: str) -> None:
     """Fail clearly when the registry's pinned version does not fit the spec (missing, other send day)."""
     from pltv import tracking
 
-    tracking.configure(tracking_uri)
+    tracking.configure(tracking_uri, existing=True)
     try:
         params = _version_tags(tracking_uri, spec.model_name, spec.model_version)
     except Exception as exc:

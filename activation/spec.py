@@ -94,6 +94,8 @@ class EventSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EventSpec:
+        if not isinstance(data, Mapping):
+            raise SpecError(f"a spec is a JSON object, got a JSON {type(data).__name__}; run `pltv design`")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise SpecError(f"spec schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
@@ -116,7 +118,11 @@ class EventSpec:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"spec is missing or has an invalid field: {exc}") from None
-        if "spec_id" in data and data["spec_id"] != spec.spec_id:
+        if "spec_id" not in data:
+            raise SpecError(
+                "spec has no spec_id (its content hash), so it cannot be checked; run `pltv design`"
+            )
+        if data["spec_id"] != spec.spec_id:
             raise SpecError(
                 f"spec_id {data['spec_id']} does not match the spec's content ({spec.spec_id}): "
                 "the file was edited after design; run `pltv design` again"

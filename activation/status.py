@@ -15,9 +15,8 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise LedgerError(
-            f"cannot open the ledger {path} ({type(exc).__name__}); is a run writing it?"
-        ) from exc
+        why = "is a run writing it?" if "lock" in str(exc).lower() else "it is not a DuckDB ledger file"
+        raise LedgerError(f"cannot open the ledger {path} ({type(exc).__name__}); {why}") from exc
     try:
         ledger = Ledger(con)
         rows = con.execute(

@@ -305,7 +305,9 @@ def score_and_send(
                 raise ValueError(
                     "--now replays history against a sandbox; it is refused for Meta's Graph API"
                 )
-            clock = datetime.fromisoformat(now).replace(tzinfo=UTC)
+            from activation.sandbox import parse_now
+
+            clock = datetime.fromtimestamp(parse_now(now), UTC)  # the sandbox's own reading of --now
     except ValueError as exc:
         raise _fail(exc) from exc
     token = os.environ.get("META_ACCESS_TOKEN")

@@ -130,7 +130,7 @@ def compare_versions(
     from pltv import registry, tracking
     from pltv.sources import Source, open_source
 
-    tracking.configure(tracking_uri)
+    tracking.configure(tracking_uri, existing=True)
     client = MlflowClient(tracking_uri)
     aliases = _aliases(client, name)
     alias_version = {a: v for v, a in aliases.items()}

@@ -28,7 +28,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pltv import metrics
+from pltv import metrics, tracking
 from pltv.errors import RegistryError
 from pltv.features import CATEGORICALS
 
@@ -140,8 +140,7 @@ def load_model(tracking_uri: str, name: str, version_or_alias: str | int = CHAMP
     """The registered pyfunc, unwrapped: ``.predict(features) -> predicted_ltv``, ``.event_names``..."""
     ref = str(version_or_alias)
     uri = f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
-    mlflow.set_registry_uri(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
+    tracking.configure(tracking_uri, existing=True)
     try:
         return mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except MlflowException as exc:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pltv.errors import ConfigError
+from pltv.errors import ConfigError, RegistryError
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
@@ -32,8 +32,11 @@ def artifact_location(tracking_uri: str) -> str | None:
     return (db.resolve().parent / "artifacts").as_uri() if db is not None else None
 
 
-def configure(tracking_uri: str) -> str:
-    """Point MLflow (tracking and registry) at ``tracking_uri``; create a SQLite store's folder. Returns the URI."""
+def configure(tracking_uri: str, *, existing: bool = False) -> str:
+    """Point MLflow (tracking and registry) at ``tracking_uri``; create a SQLite store's folder. Returns the URI.
+
+    ``existing=True`` (readers: the daily job, the designer, notebooks) refuses a SQLite store that is not
+    there, instead of letting MLflow create an empty one that would mislead the next investigation."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     if tracking_uri.startswith("file:") or (
@@ -44,6 +47,11 @@ def configure(tracking_uri: str) -> str:
             "use sqlite:///<folder>/mlflow.db or an http(s) tracking server"
         )
     db = sqlite_path(tracking_uri)
+    if db is not None and existing and not db.is_file():
+        raise RegistryError(
+            f"no MLflow store at {db} (tracking URI {tracking_uri}); train with `pltv train` first, or point "
+            "--tracking-uri / MLFLOW_TRACKING_URI / [mlflow] tracking_uri at the store that holds the models"
+        )
     if db is not None:
         db.resolve().parent.mkdir(parents=True, exist_ok=True)
     import mlflow

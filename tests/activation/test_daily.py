@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -362,3 +363,21 @@ def test_events_that_ran_out_of_retries_are_sent_by_the_next_days_run(world, tmp
     assert (failed["reason"] == "expired").all() and len(failed) == next_day.expired
     assert (failed["event_time"] < NOW.timestamp() - 7 * 86400).all()
     assert len(received) + next_day.expired >= outage.failed and not (ledger["state"] == "pending").any()
+
+
+def test_a_missing_model_store_or_outbox_folder_is_a_clear_error_that_creates_nothing(world, tmp_path):
+    """A moved MLflow store is not silently re-created empty; a dry run's outbox beside a ledger folder
+    that does not exist fails like the live run would, not by creating the folder."""
+    from pltv.errors import RegistryError
+
+    moved = tmp_path / "moved" / "mlflow.db"
+    options = dataclasses.replace(_options(world, tmp_path, dry_run=True), tracking_uri=f"sqlite:///{moved}")
+    with pytest.raises(RegistryError, match="no MLflow store at"):
+        run_daily(options, now=NOW)
+    assert not moved.parent.exists()
+    options = dataclasses.replace(
+        _options(world, tmp_path, dry_run=True), ledger_path=tmp_path / "nowhere" / "ledger.duckdb"
+    )
+    with pytest.raises(DailyRunError, match="cannot write the dry-run outbox"):
+        run_daily(options, now=NOW)
+    assert not (tmp_path / "nowhere").exists()

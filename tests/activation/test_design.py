@@ -199,6 +199,14 @@ def test_an_edited_spec_is_refused(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps(data))
     with pytest.raises(SpecError, match="does not match the spec's content"):
         load_spec(tmp_path / "s.json")
+    del data["spec_id"]  # removing the hash does not make an edit acceptable
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    with pytest.raises(SpecError, match="has no spec_id"):
+        load_spec(tmp_path / "s.json")
+    for not_an_object in ("[1, 2]", "null", '"spec"'):
+        (tmp_path / "s.json").write_text(not_an_object)
+        with pytest.raises(SpecError, match="a spec is a JSON object"):
+            load_spec(tmp_path / "s.json")
 
 
 def test_spec_of_another_schema_version_is_refused(tmp_path):

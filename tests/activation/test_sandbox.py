@@ -73,3 +73,11 @@ def test_clock_can_be_set_to_replay_history():
         assert _post(sb, {"data": [e.payload for e in then], "access_token": TOKEN}).status_code == 200
         today = make_events(1, spec="x")
         assert _post(sb, {"data": [e.payload for e in today], "access_token": TOKEN}).status_code == 400
+
+
+def test_now_with_a_utc_offset_is_the_same_instant():
+    """--now with an offset is converted, not relabelled as UTC; naive means UTC."""
+    from activation.sandbox import parse_now
+
+    assert parse_now("2026-10-29T20:00:00-05:00") == parse_now("2026-10-30T01:00:00+00:00")
+    assert parse_now("2026-10-30T01:00:00") == parse_now("2026-10-30T01:00:00Z") == 1_793_322_000.0
