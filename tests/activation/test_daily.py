@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -187,10 +186,9 @@ def test_missing_spec_or_model_stops_before_sending(world, tmp_path):
     options = _options(world, tmp_path, None, dry_run=True)
     with pytest.raises(Exception, match="does not exist"):
         run_daily(DailyOptions(**{**options.__dict__, "spec_path": tmp_path / "nope.json"}), now=NOW)
-    data = json.loads(Path(world["spec"]).read_text())
-    data["model"]["version"] = "99"
-    data.pop("spec_id")
-    (tmp_path / "spec99.json").write_text(json.dumps(data))
+    from activation.spec import save_spec
+
+    save_spec(dataclasses.replace(load_spec(world["spec"]), model_version="99"), tmp_path / "spec99.json")
     with pytest.raises(Exception, match="version 99"):
         run_daily(DailyOptions(**{**options.__dict__, "spec_path": tmp_path / "spec99.json"}), now=NOW)
 
