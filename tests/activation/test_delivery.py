@@ -20,6 +20,14 @@ def _run(run_id: str) -> RunInfo:
     return RunInfo(run_id=run_id, spec_id="spec-1", send_date=date(2026, 10, 30), model_version="3")
 
 
+def _with_unhashed_email(events: list, index: int) -> tuple[list, object]:
+    """The events with event ``index`` carrying a raw (unhashed) email, which Meta rejects (code 100)."""
+    bad = events[index]
+    payload = dict(bad.payload) | {"user_data": {"em": "Someone@Example.com", "client_user_agent": "UA"}}
+    events[index] = dataclasses.replace(bad, payload=payload)
+    return events, bad
+
+
 def _received(sb) -> Counter:
     return Counter(e["event_id"] for e in sb.events())
 
@@ -57,10 +65,7 @@ def test_everything_arrives_despite_20_percent_transient_faults(sb, tmp_path):
 
 def test_one_invalid_event_is_isolated_and_the_other_999_delivered(sb, tmp_path):
     """A batch rejected for one bad event is bisected: 999 sent, the bad one failed with Meta's code."""
-    events = make_events(1000)
-    bad = events[637]
-    payload = dict(bad.payload) | {"user_data": {"em": "Someone@Example.com", "client_user_agent": "UA"}}
-    events[637] = dataclasses.replace(bad, payload=payload)
+    events, bad = _with_unhashed_email(make_events(1000), 637)
     with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
         report = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
         assert (report.sent, report.failed) == (999, 1)
@@ -121,10 +126,7 @@ def test_a_wrong_endpoint_stops_the_run_and_loses_no_event(sb, tmp_path):
 
 def test_rejected_events_are_not_resent_nor_counted_as_sent(sb, tmp_path):
     """An event Meta rejected stays rejected; a re-run reports it as rejected earlier, not as sent."""
-    events = make_events(20)
-    bad = events[3]
-    payload = dict(bad.payload) | {"user_data": {"em": "Someone@Example.com", "client_user_agent": "UA"}}
-    events[3] = dataclasses.replace(bad, payload=payload)
+    events, _ = _with_unhashed_email(make_events(20), 3)
     with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
         first = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
         again = deliver(events, [], client=client, ledger=ledger, run=_run("r2"))
