@@ -116,6 +116,9 @@ class EventSettings:
     include_predicted_ltv: bool = True
     max_age_days: float = 7.0  # Meta rejects the whole batch past this
     append_window_days: float = 7.0  # AppendValue must follow the conversion within this
+    # an event this close to either limit when built is skipped: retries and a long run must not carry it
+    # past the limit before its POST, where it would take its whole batch down
+    send_margin_s: int = 3600
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -127,6 +130,11 @@ class EventSettings:
         object.__setattr__(self, "currency", self.currency.upper())
         if self.action_source not in ACTION_SOURCES:
             raise EventSettingsError(f"action_source must be one of {sorted(ACTION_SOURCES)}")
+        if self.action_source == "app":
+            raise EventSettingsError(
+                "action_source 'app' needs app_data (advertiser_tracking_enabled, extinfo), which the data "
+                "contract does not carry; send app users' events as 'website' or another server source"
+            )
         if self.send_day < 0:
             raise EventSettingsError(f"send_day must be >= 0, got {self.send_day}")
         if self.mode == "threshold" and (self.threshold is None or not math.isfinite(self.threshold)):
@@ -287,6 +295,12 @@ def validate_event(
             return _reject(
                 SUBCODE_MISSING_FIELD, "missing_client_user_agent", "website events need client_user_agent"
             )
+    if source == "app" and not _is_mapping(event.get("app_data")):
+        return _reject(
+            SUBCODE_MISSING_FIELD,
+            "missing_app_data",
+            "app events need app_data (advertiser_tracking_enabled, extinfo)",
+        )
     custom = event.get("custom_data") or {}
     if not _is_mapping(custom):
         return _reject(SUBCODE_INVALID_FIELD, "bad_custom_data", "custom_data must be an object")
@@ -394,7 +408,7 @@ def _presend_reason(
         return "non_positive_value"
     if settings.mode == "threshold" and value < (settings.threshold or 0.0):
         return "below_threshold"
-    if event_time < now_s - int(settings.max_age_days * DAY):
+    if event_time < now_s - int(settings.max_age_days * DAY) + settings.send_margin_s:
         return "too_old"
     if event_time > now_s:
         return "in_future"
@@ -403,7 +417,10 @@ def _presend_reason(
         if not conv_name or not (_get(user, "conversion_event_id") or _get(user, "conversion_order_id")):
             return "missing_conversion_ids"
         sent_at = _ts(_get(user, "conversion_sent_at"))
-        if sent_at is None or now_s > unix_seconds(sent_at) + int(settings.append_window_days * DAY):
+        if (
+            sent_at is None
+            or now_s > unix_seconds(sent_at) + int(settings.append_window_days * DAY) - settings.send_margin_s
+        ):
             return "outside_append_window"
     if settings.action_source == "website":
         if not (_get(user, "event_source_url") or settings.event_source_url):
@@ -439,7 +456,7 @@ def _presend_reasons(
                 "below_threshold",
                 np.full(n, settings.mode == "threshold") & (value < (settings.threshold or 0.0)),
             ),
-            ("too_old", event_time < now_s - int(settings.max_age_days * DAY)),
+            ("too_old", event_time < now_s - int(settings.max_age_days * DAY) + settings.send_margin_s),
             ("in_future", event_time > now_s),
         ]
     if settings.mode == "append_value":
@@ -450,7 +467,7 @@ def _presend_reasons(
         no_ids = (not a or not (b or c) for a, b, c in zip(names, ids, orders, strict=True))
         checks.append(("missing_conversion_ids", np.fromiter(no_ids, dtype=bool, count=n)))
         sent_present, sent_s = _event_times(users, "conversion_sent_at", 0)
-        late = now_s > sent_s + int(settings.append_window_days * DAY)
+        late = now_s > sent_s + int(settings.append_window_days * DAY) - settings.send_margin_s
         checks.append(("outside_append_window", ~sent_present | late))
     if settings.action_source == "website":
         if not settings.event_source_url:

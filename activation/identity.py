@@ -296,7 +296,7 @@ def _norm_db(s: str) -> str:
             d, mo, y = int(a), _MONTHS.get(b, 0), int(c)
         else:
             mo, d, y = _MONTHS.get(a, 0), int(b), int(c)
-        if not 1900 <= y <= 2099:
+        if not 1900 <= y <= date.today().year:  # Meta: 1900 up to the current year
             raise InvalidIdentifier("db", "year_out_of_range")
         try:
             return date(y, mo, d).strftime("%Y%m%d")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -117,7 +117,7 @@ def test_append_value_references_the_original_conversion():
         (
             _user(client_user_agent=None),
             {},
-            EventSettings(mode="custom_value", spec_id="s", send_day=3, action_source="app"),
+            EventSettings(mode="custom_value", spec_id="s", send_day=3, action_source="system_generated"),
             "no_match_key",
         ),
     ],
@@ -148,6 +148,7 @@ def test_ldu_user_gets_limited_data_use_with_geolocation():
         ({"mode": "threshold"}, "threshold"),
         ({"mode": "append_value", "event_name": "Purchase"}, "AppendValue"),
         ({"event_name": "bad name!"}, "event_name"),
+        ({"action_source": "app"}, "needs app_data"),
     ],
 )
 def test_settings_refuse_what_meta_would_reject(kw, match):
@@ -339,3 +340,18 @@ def test_only_users_presend_skips_leaves_sendable_are_hashed():
         "non_positive_value": 1,
         "insufficient_customer_information": 1,  # user agent only: the match-key checks come after
     }
+
+
+def test_app_events_without_app_data_are_rejected_like_meta_does():
+    """REFERENCE: app_data is required for app events; the validator (and so the sandbox) refuses them."""
+    good = dict(build_event(_user(), UD, CUSTOM, now=NOW).payload)
+    assert validate_event(good | {"action_source": "app"}, now=NOW).reason == "missing_app_data"
+
+
+def test_events_within_the_send_margin_of_the_age_limit_are_skipped():
+    """An event 7 days minus 30 minutes old when built would be past Meta's limit after a slow batch."""
+    event_time = NOW - timedelta(days=7) + timedelta(minutes=30)
+    user = _user(signup_at=(event_time - timedelta(days=CUSTOM.send_day)).isoformat())
+    assert build_event(user, UD, CUSTOM, now=NOW).reason == "too_old"
+    fresher = _user(signup_at=(event_time + timedelta(hours=2) - timedelta(days=CUSTOM.send_day)).isoformat())
+    assert not isinstance(build_event(fresher, UD, CUSTOM, now=NOW), SkippedEvent)

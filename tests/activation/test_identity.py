@@ -68,6 +68,7 @@ def test_common_forms_normalize_to_meta_format(key, raw, country, expected):
         ("fn", "--", "no_letters"),
         ("ge", "Xyzzy", "unknown_value"),
         ("db", "1850-01-01", "year_out_of_range"),
+        ("db", "2099-12-31", "year_out_of_range"),
         ("db", "1997-02-30", "invalid_date"),
         ("country", "Atlantis", "unknown_country"),
         ("ph", "12", "invalid_number"),
