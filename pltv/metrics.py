@@ -76,8 +76,10 @@ def normalized_gini(y_true, y_pred) -> float:
     NaN when the perfect ordering has no area (all true values equal, or a total of zero).
     """
     t, p = _arrays(y_true, y_pred)
+    if t.sum() == 0:
+        return float("nan")
     perfect = _gini_raw(t, t)
-    if t.sum() == 0 or abs(perfect) < 1e-12:
+    if abs(perfect) < 1e-12:
         return float("nan")
     return float(_gini_raw(t, p) / perfect)
 
@@ -141,15 +143,17 @@ def total_bias(y_true, y_pred) -> float:
 
 
 def normalized_mae(y_true, y_pred) -> float:
-    """Mean absolute error over the mean actual value."""
+    """Mean absolute error over the absolute mean actual value (NaN when that mean is 0)."""
     t, p = _arrays(y_true, y_pred)
-    return float(np.abs(p - t).mean() / t.mean()) if t.mean() != 0 else float("nan")
+    return float(np.abs(p - t).mean() / abs(t.mean())) if t.mean() != 0 else float("nan")
 
 
 def top_share(y_true, y_pred, *, fraction: float = 0.10) -> float:
     """Share of total true value held by the top ``fraction`` of users by prediction (tie-aware)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    if _arrays(y_true, y_pred)[0].sum() == 0:
+        return float("nan")  # no value to share out
     x, y = gain_curve(y_true, y_pred)
     return float(np.interp(fraction, x, y))
 

@@ -132,25 +132,26 @@ def decile_calibration_panel(
 def reliability_curve(
     y_true, predictions: Mapping[str, np.ndarray], *, bins: int = 20, unit: str = "USD", title: str = ""
 ) -> Figure:
-    """Mean actual vs mean predicted LTV in ``bins`` equal-size bins of predicted rank, log–log.
+    """Mean actual vs mean predicted LTV in ``bins`` equal-size bins of predicted rank, on symlog axes.
 
     Points on the diagonal are calibrated; above it the predictor under-predicts, below it over-predicts.
+    Every bin is drawn, including those predicted (or realised) at 0 — a baseline that predicts 0 for most
+    users shows them on the left edge instead of hiding them (the axes are linear below 1 {unit}).
     """
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    lo, hi = np.inf, 0.0
+    hi = 0.0
     for name, pred in predictions.items():
         table = decile_table(y_true, pred, bins=bins)
-        ok = (table["mean_predicted"] > 0) & (table["mean_actual"] > 0)
-        ax.plot(table.loc[ok, "mean_predicted"], table.loc[ok, "mean_actual"], marker="o", ms=4, label=name)
-        if ok.any():
-            both = np.r_[table.loc[ok, "mean_predicted"], table.loc[ok, "mean_actual"]]
-            lo, hi = min(lo, both.min()), max(hi, both.max())
+        at_zero = int(table.loc[table["mean_predicted"] <= 0, "users"].sum())
+        label = f"{name} ({at_zero:,} users predicted 0)" if at_zero else name
+        ax.plot(table["mean_predicted"], table["mean_actual"], marker="o", ms=4, label=label)
+        hi = max(hi, float(table[["mean_predicted", "mean_actual"]].to_numpy().max()))
     if hi > 0:
-        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8, ls="--", label="calibrated (y = x)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"mean predicted LTV per bin ({unit}, log)")
-    ax.set_ylabel(f"mean actual LTV per bin ({unit}, log)")
+        ax.plot([0, hi], [0, hi], color="black", lw=0.8, ls="--", label="calibrated (y = x)")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel(f"mean predicted LTV per bin ({unit}, log above 1)")
+    ax.set_ylabel(f"mean actual LTV per bin ({unit}, log above 1)")
     ax.set_title(title or f"reliability curve ({bins} bins of predicted rank)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -111,3 +111,17 @@ def test_unknown_model_raises_registry_error(store):
     """A model name the registry does not know fails with a RegistryError that says what to do."""
     with pytest.raises(RegistryError, match="pltv train"):
         compare_versions(store, "no_such_model", source=SAMPLE)
+
+
+def test_reliability_curve_draws_the_bins_predicted_at_zero():
+    """A baseline predicting 0 for most users is drawn at the left edge and counted, not hidden."""
+    from pltv.plots import reliability_curve
+
+    rng = np.random.default_rng(0)
+    actual = rng.exponential(30, 2000) * (rng.random(2000) < 0.3)
+    baseline = np.where(rng.random(2000) < 0.85, 0.0, actual * 2)
+    fig = reliability_curve(actual, {"model": actual + 1, "baseline": baseline}, bins=20)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    drawn = next(line for label, line in lines.items() if label.startswith("baseline"))
+    assert len(drawn.get_xdata()) == 20 and min(drawn.get_xdata()) == 0
+    assert "users predicted 0)" in drawn.get_label()

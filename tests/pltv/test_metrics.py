@@ -127,3 +127,15 @@ def test_total_bias_interval_contains_the_point_estimate_and_is_deterministic():
     lo, hi = m.total_bias_interval(y, pred, n_boot=300)
     assert lo < m.total_bias(y, pred) < hi
     assert (lo, hi) == m.total_bias_interval(y, pred, n_boot=300)
+
+
+def test_degenerate_truth_gives_nan_not_numbers_or_warnings():
+    """All-zero truth: every value-based metric is NaN, silently; a negative mean keeps MAE positive."""
+    import warnings
+
+    zeros, pred = np.zeros(5), np.arange(5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn in (m.normalized_gini, m.total_bias, m.normalized_mae, m.top_share):
+            assert np.isnan(fn(zeros, pred)), fn.__name__
+    assert m.normalized_mae([-5.0, 1.0, 0.0], [1.0, 2.0, 3.0]) == pytest.approx(2.5)
