@@ -47,6 +47,8 @@ _CUSTOM_EVENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 MIN_DISTINCT_VALUES = 5
 MIN_MAX_OVER_MIN = 3.0
 MIN_DATASET_EVENTS_PER_WEEK = 100
+DATASET_WEEKS = 4  # ... in each of the last 4 weeks
+DATASET_RULE = f"dataset>={MIN_DATASET_EVENTS_PER_WEEK}/week(each of {DATASET_WEEKS})"
 LEARNING_EVENTS_PER_AD_SET_WEEK = 50
 APPEND_WINDOW_DAYS = 7.0
 ATTRIBUTION_WINDOW_DAYS = 7.0
@@ -69,11 +71,26 @@ class DesignOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class Population:
-    """What the source says about volume and eligibility (recent cohorts)."""
+    """What the source says about volume and eligibility (recent cohorts).
 
-    weekly_signups: float
-    deliverable_share: float  # consent and at least one usable match key
-    append_share: float  # deliverable web users whose conversion event id/order id is known
+    A share is the part of the recent signups whose event the daily job would build at their send moment
+    (the builder's pre-send skips, a match key, Meta's payload checks); the ``*_by_week`` counts are the
+    same events per whole week, oldest first (empty: unknown, the average stands for every week).
+    """
+
+    weekly_signups: float  # average over the recent weeks
+    deliverable_share: float  # custom_value / threshold events the builder lets through
+    append_share: float  # AppendValue events the builder lets through (also needs the conversion's ids)
+    deliverable_by_week: tuple[float, ...] = ()
+    append_by_week: tuple[float, ...] = ()
+
+    def share(self, mode: str) -> float:
+        return self.append_share if mode == "append_value" else self.deliverable_share
+
+    def weakest_week(self, mode: str) -> float:
+        """The fewest events of ``mode`` the daily job could send in one of the recent whole weeks."""
+        by_week = self.append_by_week if mode == "append_value" else self.deliverable_by_week
+        return float(min(by_week)) if by_week else self.weekly_signups * self.share(mode)
 
 
 @dataclass(frozen=True)
@@ -125,7 +142,7 @@ def score(candidate: Candidate, holdout: pd.DataFrame, population: Population) -
     pred = holdout["predicted_ltv"].to_numpy(float)
     actual = holdout["actual_ltv"].to_numpy(float)
     future = holdout["actual_future"].to_numpy(float)
-    share = population.append_share if candidate.mode == "append_value" else population.deliverable_share
+    share = population.share(candidate.mode)
     if candidate.mode == "threshold":
         cut = float(np.quantile(pred, 1 - candidate.top_share))
         fires = pred >= cut
@@ -165,6 +182,7 @@ def score(candidate: Candidate, holdout: pd.DataFrame, population: Population) -
         "spearman": metrics.spearman(actual, values),
         "top10_share": metrics.top_share(actual, values, fraction=0.10),
         "weekly_volume": population.weekly_signups * share * float(fires.mean()),
+        "weakest_week_volume": population.weakest_week(candidate.mode) * float(fires.mean()),
     }
     return out
 
@@ -182,14 +200,19 @@ def rules_broken(
             broken.append("distinct_values>=5")
         if scores["max_over_min"] < MIN_MAX_OVER_MIN:
             broken.append("max>=3xmin")
-        if scores["weekly_volume"] < MIN_DATASET_EVENTS_PER_WEEK:
-            broken.append("dataset>=100/week")
+        # Meta: >= 100 conversions in *each* of the last 4 weeks, not on average (every user fires here)
+        if population.weakest_week(candidate.mode) < MIN_DATASET_EVENTS_PER_WEEK:
+            broken.append(DATASET_RULE)
     if scores["weekly_volume"] < LEARNING_EVENTS_PER_AD_SET_WEEK * options.ad_sets:
         broken.append(f"learning>={LEARNING_EVENTS_PER_AD_SET_WEEK}x{options.ad_sets}/week")
     delay = candidate.send_day + options.cadence_days + options.safety_days
     if candidate.mode == "append_value":
         if population.append_share <= 0:
             broken.append("conversion_ids_present")
+        # AppendValue's event_time (signup_at + send_day days) must be later than the conversion's
+        # event_time, the signup itself: at send day 0 they are equal
+        if candidate.send_day < 1:
+            broken.append("append_after_conversion")
         if delay > APPEND_WINDOW_DAYS:
             broken.append("append_within_7d")
     elif delay > ATTRIBUTION_WINDOW_DAYS:

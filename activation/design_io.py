@@ -5,16 +5,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from activation.design import DesignOptions, DesignResult, Population, design
+from activation.design import (
+    DATASET_WEEKS,
+    MIN_DATASET_EVENTS_PER_WEEK,
+    DesignOptions,
+    DesignResult,
+    Population,
+    design,
+)
 from activation.errors import EventSettingsError
+from activation.events import EventSettings, build_events, event_id_for, presend_skips
 from activation.identity import hash_identifiers
 from activation.spec import EventSpec, SpecError, save_spec
 from pltv.config import Config
-from pltv.sources import IDENTIFIERS, open_source
+from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
-RECENT_WEEKS = 4
+RECENT_WEEKS = DATASET_WEEKS
 
 
 def _version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
@@ -35,39 +44,89 @@ def _log_to_version_run(tracking_uri: str, name: str, version: str, path: Path) 
 def population_stats(
     con, *, as_of: datetime, weeks: int = RECENT_WEEKS, default_region: str = "US"
 ) -> Population:
-    """Weekly signups and deliverable shares over the last ``weeks`` complete weeks before ``as_of``."""
+    """Weekly signups and sendable shares over the last ``weeks`` complete weeks before ``as_of``.
+
+    A user counts as sendable when the daily job's builder would send their event: each user is built as
+    the daily job builds them (:func:`~activation.events.presend_skips`, then the match keys and
+    :func:`~activation.events.build_events`' payload checks), with the designer's event settings
+    (action source ``website``), at their own send moment. The per-week counts back Meta's rule of at
+    least 100 conversions in each of the last 4 weeks.
+    """
     start = as_of - timedelta(weeks=weeks)
     columns = {r[0] for r in con.execute("DESCRIBE users").fetchall()}
     ids = [c for c in (*IDENTIFIERS, "country") if c in columns]
-    extra = [c for c in ("consent", "conversion_event_name", "conversion_event_id", "conversion_order_id")
-             if c in columns]  # fmt: skip
-    select = ", ".join(f'"{c}"' for c in ["user_id", *ids, *extra])
+    extra = [c for c in DELIVERY if c in columns]
+    select = ", ".join(f'"{c}"' for c in dict.fromkeys(["user_id", "signup_at", *ids, *extra]))
     recent = con.execute(
-        f"SELECT {select} FROM users WHERE signup_at >= ? AND signup_at < ?", [start, as_of]
+        f"SELECT {select} FROM users WHERE signup_at >= ? AND signup_at < ? ORDER BY signup_at, user_id",
+        [start, as_of],
     ).df()
     if recent.empty:
-        return Population(weekly_signups=0.0, deliverable_share=0.0, append_share=0.0)
-    user_data, _ = (
-        hash_identifiers(recent[ids], default_region=default_region) if ids else (pd.DataFrame(), None)
-    )
-    has_key = (
-        user_data.notna().any(axis=1) if len(user_data.columns) else pd.Series(False, index=recent.index)
-    )
-    consent = recent["consent"].fillna(True).astype(bool) if "consent" in recent else True
-    # website events (the default action source) also need client_user_agent, or Meta rejects them
-    has_ua = user_data["client_user_agent"].notna() if "client_user_agent" in user_data else False
-    deliverable = has_key & consent & has_ua
-    conv = pd.Series(False, index=recent.index)
-    if "conversion_event_name" in recent:
-        ids_present = pd.Series(False, index=recent.index)
-        for c in ("conversion_event_id", "conversion_order_id"):
-            if c in recent:
-                ids_present |= recent[c].notna()
-        conv = recent["conversion_event_name"].notna() & ids_present
+        return Population(weekly_signups=0.0, deliverable_share=0.0, append_share=0.0,
+                          deliverable_by_week=(0.0,) * weeks, append_by_week=(0.0,) * weeks)  # fmt: skip
+    signup = pd.to_datetime(recent["signup_at"], utc=True)
+    week = ((signup - _utc(start)) // pd.Timedelta(weeks=1)).clip(0, weeks - 1).to_numpy(int)
+    sendable = {
+        mode: _sendable(recent, signup, ids, mode, _utc(as_of), default_region)
+        for mode in ("custom_value", "append_value")
+    }
+    by_week = {
+        mode: tuple(float(n) for n in np.bincount(week[ok], minlength=weeks)) for mode, ok in sendable.items()
+    }
     return Population(
         weekly_signups=len(recent) / weeks,
-        deliverable_share=float(deliverable.mean()),
-        append_share=float((deliverable & conv).mean()),
+        deliverable_share=float(sendable["custom_value"].mean()),
+        append_share=float(sendable["append_value"].mean()),
+        deliverable_by_week=by_week["custom_value"],
+        append_by_week=by_week["append_value"],
+    )
+
+
+def volume_note(population: Population, as_of: datetime) -> str:
+    """The designer's note on volume: averages, sendable shares and each mode's weakest week."""
+    return (
+        f"volume from the last {RECENT_WEEKS} weeks before {as_of:%Y-%m-%d}: {population.weekly_signups:,.0f} "
+        f"signups/week, {population.deliverable_share:.0%} sendable as custom events, "
+        f"{population.append_share:.0%} as AppendValue (conversion ids known); weakest week "
+        f"{population.weakest_week('custom_value'):,.0f} custom events, "
+        f"{population.weakest_week('append_value'):,.0f} AppendValue (Meta asks for at least "
+        f"{MIN_DATASET_EVENTS_PER_WEEK} in each of the {DATASET_WEEKS} weeks)"
+    )
+
+
+def _utc(t: datetime) -> pd.Timestamp:
+    ts = pd.Timestamp(t)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _sendable(
+    recent: pd.DataFrame,
+    signup: pd.Series,
+    ids: list[str],
+    mode: str,
+    moment: pd.Timestamp,
+    default_region: str,
+) -> np.ndarray:
+    """Per row, whether the daily job would send this user's ``mode`` event at their send moment.
+
+    Every user's clock is moved to one common send moment, ``moment`` (signup, and the conversion's send
+    time by the same offset): the builder's time checks only compare those times with each other, so one
+    ``presend_skips`` / ``build_events`` call evaluates each user at their own send moment. The value is
+    a positive placeholder: the candidate's values are scored (and their rules checked) in the designer.
+    The send day's own limit on AppendValue (7 days after the conversion) is the designer's rule.
+    """
+    settings = EventSettings(mode=mode, spec_id="design-volume", send_day=0)  # type: ignore[arg-type]
+    users = recent.assign(signup_at=moment, predicted_ltv=1.0)
+    if "conversion_sent_at" in users:
+        users["conversion_sent_at"] = moment + (
+            pd.to_datetime(recent["conversion_sent_at"], utc=True) - signup
+        )
+    ok = presend_skips(users, settings, now=moment).isna().to_numpy()
+    user_data, _ = hash_identifiers(users.loc[ok, ids], default_region=default_region)
+    plan = build_events(users, user_data, settings, now=moment)
+    sent = {e.event_id for e in plan.events}
+    return np.array(
+        [event_id_for(settings.spec_id, u) in sent for u in users["user_id"].tolist()], dtype=bool
     )
 
 
@@ -110,11 +169,7 @@ def design_from_registry(
             f"send days {unregistered} left out: no registered champion "
             f"({', '.join(registry.model_name(template, d) for d in unregistered)}); run `pltv train` for them"
         )
-    result.notes.append(
-        f"volume from the last {RECENT_WEEKS} weeks before {as_of:%Y-%m-%d}: {population.weekly_signups:,.0f} "
-        f"signups/week, {population.deliverable_share:.0%} deliverable, {population.append_share:.0%} with "
-        "conversion ids (AppendValue)"
-    )
+    result.notes.append(volume_note(population, as_of))
     if result.spec is None:
         return result, None
     path = save_spec(result.spec, out)

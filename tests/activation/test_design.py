@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activation.design import (
+    DATASET_RULE,
     Candidate,
     DesignOptions,
     Population,
@@ -21,10 +24,17 @@ from activation.design import (
     rules_broken,
     score,
 )
+from activation.design_io import population_stats, volume_note
+from activation.events import EventSettings, PlannedEvent, build_event
+from activation.identity import user_data_for
 from activation.spec import EventSpec, SpecError, load_spec, save_spec
 from activation.valuemap import KINDS, ValueMapping, fit_mapping
+from pltv.features import default_as_of
+from pltv.sources import IDENTIFIERS, open_source
 
 BIG = Population(weekly_signups=2_000, deliverable_share=0.9, append_share=0.5)
+SAMPLE = "data/sample"
+AS_OF = datetime(2026, 11, 1)
 
 
 def _holdout(n: int = 4_000, skill: float = 1.0, seed: int = 0) -> pd.DataFrame:
@@ -101,7 +111,48 @@ def test_rule_dataset_volume_excludes_a_small_dataset():
     """Fewer than 100 events a week for the dataset breaks Meta's pLTV requirement."""
     small = Population(weekly_signups=90, deliverable_share=1.0, append_share=1.0)
     cand = Candidate(1, "append_value", "calibrated")
-    assert "dataset>=100/week" in rules_broken(cand, score(cand, _holdout(), small), small, DesignOptions())
+    assert DATASET_RULE == "dataset>=100/week(each of 4)"
+    assert DATASET_RULE in rules_broken(cand, score(cand, _holdout(), small), small, DesignOptions())
+
+
+def _users_con(signups: list[datetime], **columns) -> duckdb.DuckDBPyConnection:
+    """A ``users`` table of web signups the daily job can send (consent, keys, URL, conversion ids)."""
+    n = len(signups)
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n)],
+            "signup_at": signups,
+            "email": [f"user{i}@example.com" for i in range(n)],
+            "client_user_agent": ["Mozilla/5.0"] * n,
+            "event_source_url": ["https://shop.example.com/signup"] * n,
+            "consent": [True] * n,
+            "conversion_event_name": ["CompleteRegistration"] * n,
+            "conversion_event_id": [f"reg-{i}" for i in range(n)],
+            "conversion_sent_at": [t + timedelta(seconds=30) for t in signups],
+        }
+        | columns
+    )
+    con = duckdb.connect()
+    con.register("frame", frame)
+    con.execute("CREATE TABLE users AS SELECT * FROM frame")
+    return con
+
+
+def test_dataset_rule_needs_100_in_each_of_the_last_four_weeks():
+    """Meta asks for 100 conversions in each of the last 4 weeks: 440 in the last week alone break it."""
+    cand = Candidate(1, "append_value", "calibrated")
+    burst = population_stats(
+        _users_con([AS_OF - timedelta(days=3, minutes=i) for i in range(440)]), as_of=AS_OF
+    )
+    assert burst.weekly_signups == 110 and burst.append_by_week == (0, 0, 0, 440)
+    s = score(cand, _holdout(), burst)
+    assert s["weekly_volume"] == 110 and s["weakest_week_volume"] == 0
+    assert rules_broken(cand, s, burst, DesignOptions()) == [DATASET_RULE]  # the average alone would pass
+    assert "weakest week 0 custom events, 0 AppendValue" in volume_note(burst, AS_OF)
+    steady = [AS_OF - timedelta(days=1 + 7 * w, minutes=i) for w in range(4) for i in range(110)]
+    even = population_stats(_users_con(steady), as_of=AS_OF)
+    assert even.deliverable_by_week == (110,) * 4
+    assert rules_broken(cand, score(cand, _holdout(), even), even, DesignOptions()) == []
 
 
 def test_rule_learning_phase_scales_with_ad_sets():
@@ -121,6 +172,57 @@ def test_rule_append_value_needs_conversion_ids():
     pop = dataclasses.replace(BIG, append_share=0.0)
     cand = Candidate(1, "append_value", "calibrated")
     assert "conversion_ids_present" in rules_broken(cand, score(cand, _holdout(), pop), pop, DesignOptions())
+
+
+def test_append_value_at_send_day_zero_is_never_chosen():
+    """AppendValue's event_time (signup + send day) must be later than the conversion's, the signup."""
+    d0, d1 = Candidate(0, "append_value", "calibrated"), Candidate(1, "append_value", "calibrated")
+    assert "append_after_conversion" in rules_broken(d0, _scores(d0), BIG, DesignOptions())
+    assert "append_after_conversion" not in rules_broken(d1, _scores(d1), BIG, DesignOptions())
+    for mode in ("auto", "append_value"):
+        result = design({0: _holdout(), 1: _holdout()}, {0: ("m0", "1"), 1: ("m1", "1")}, BIG,
+                        horizon_days=365, options=DesignOptions(mode=mode))  # fmt: skip
+        d0_append = result.table[(result.table["send_day"] == 0) & (result.table["mode"] == "append_value")]
+        assert len(d0_append) and not d0_append["eligible"].any()
+        assert (result.winner["send_day"], result.winner["mode"]) != (0, "append_value")
+
+
+def test_population_counts_only_events_the_daily_job_can_send():
+    """A website event without event_source_url or client_user_agent, or without consent, is no volume."""
+    url = "https://shop.example.com/signup"
+    con = _users_con(
+        [AS_OF - timedelta(days=2, minutes=i) for i in range(5)],
+        event_source_url=[url, None, url, None, url],
+        client_user_agent=["Mozilla/5.0", "Mozilla/5.0", None, None, "Mozilla/5.0"],
+        consent=[True, True, True, True, False],
+    )
+    pop = population_stats(con, as_of=AS_OF)
+    assert pop.deliverable_share == 0.2 and pop.append_share == 0.2
+    assert pop.deliverable_by_week == pop.append_by_week == (0, 0, 0, 1)
+
+
+def test_population_on_the_sample_matches_what_build_event_sends():
+    """On the sample, the designer's shares are what build_event lets through at each user's d1 daily run."""
+    with open_source(SAMPLE) as src:
+        as_of = default_as_of(src.quality.data_end)
+        pop = population_stats(src.con, as_of=as_of)
+        users = src.con.execute(
+            "SELECT * FROM users WHERE signup_at >= ? AND signup_at < ?", [as_of - timedelta(weeks=4), as_of]
+        ).df()
+    assert 0 < pop.deliverable_share < 1 and users["event_source_url"].isna().any()
+    for mode, share, by_week in (
+        ("custom_value", pop.deliverable_share, pop.deliverable_by_week),
+        ("append_value", pop.append_share, pop.append_by_week),
+    ):
+        settings = EventSettings(mode=mode, spec_id="spec-test", send_day=1)
+        sent = 0
+        for user in users.to_dict("records"):
+            send_at = pd.Timestamp(user["signup_at"]) + timedelta(days=1)
+            run = (send_at.normalize() + timedelta(days=1, hours=1)).tz_localize("UTC")  # next daily run
+            user_data, _ = user_data_for({k: user.get(k) for k in (*IDENTIFIERS, "country")})
+            event = build_event(user | {"predicted_ltv": 10.0}, user_data, settings, now=run)
+            sent += isinstance(event, PlannedEvent)
+        assert sent == round(share * len(users)) == sum(by_week), mode
 
 
 def test_rule_append_value_must_arrive_within_seven_days_counting_cadence():
