@@ -37,7 +37,7 @@ NOW = datetime(2026, 10, 31, 1, 0, tzinfo=UTC)
 def world(tmp_path_factory):
     """A sample source, a model trained for send day 1 in a tmp MLflow store, and a custom_value spec."""
     root = tmp_path_factory.mktemp("daily")
-    generate_sample(root / "src", n_users=12_000, seed=5)
+    generate_sample(root / "src", n_users=18_000, seed=5)
     uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     train(root / "src", send_days=(1,), tracking_uri=uri)
     config = Config(
