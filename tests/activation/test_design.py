@@ -29,6 +29,7 @@ from activation.events import EventSettings, PlannedEvent, build_event
 from activation.identity import user_data_for
 from activation.spec import EventSpec, SpecError, load_spec, save_spec
 from activation.valuemap import KINDS, ValueMapping, fit_mapping
+from pltv import metrics
 from pltv.features import default_as_of
 from pltv.sources import IDENTIFIERS, open_source
 
@@ -337,3 +338,14 @@ def test_send_day_summary_shows_quality_and_what_limits_each_day():
     text = render_send_days(result)
     assert text.splitlines()[1].startswith("d1") and text.splitlines()[2].startswith("d7")
     assert "append_within_7d" in text.splitlines()[2] and "attribution_window_7d" in text.splitlines()[2]
+
+
+def test_a_mapping_fitted_on_actual_ltv_is_scored_out_of_sample():
+    """decile_means learns from actual LTV: scored on the users it was fitted on, its decile error is its own
+    fit (exactly 0); scored on the holdout half it was not fitted on, it shows the real calibration error."""
+    holdout = _holdout()
+    scores = score(Candidate(3, "custom_value", "decile_means"), holdout, BIG)
+    pred, actual = holdout["predicted_ltv"].to_numpy(), holdout["actual_ltv"].to_numpy()
+    in_sample = fit_mapping("decile_means", pred, actual).apply(pred)
+    assert metrics.decile_mape(actual, in_sample) < 0.01
+    assert scores["decile_mape"] > 0.05 and scores["distinct_values"] >= 5
