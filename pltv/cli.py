@@ -287,7 +287,8 @@ def score_and_send(
 
     Exit codes: 0 every eligible event sent or skipped for a stated reason; 1 some events failed after
     retries (see `pltv status`); 2 the run could not start (bad token, missing spec/model, unreadable
-    source, bad options); 3 Meta refused the token or permissions mid-run (nothing more was sent).
+    source, bad options); 3 Meta refused the token, permissions, pixel or endpoint mid-run (nothing more
+    was sent; the unsent events stay owed to the next run).
     """
     from datetime import UTC
 
