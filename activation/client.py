@@ -8,12 +8,12 @@ and ``rng`` so tests run fast and reproducibly.
   appsecret_proof?, test_event_code?, partner_agent?}``. The token is in the body, never the URL.
 - Retries on HTTP 5xx, timeouts, dropped connections, ``is_transient`` and Meta's throttling/temporary
   codes; exponential backoff with full jitter, an attempt cap and a per-batch deadline.
-- Code 100 (invalid parameter) and 2500 (parse error) reject the whole batch: the batch is split in
-  halves until the bad events are isolated (an event is marked rejected only on its own); the rest is
-  delivered.
+- Code 100 (invalid parameter) rejects the whole batch: the batch is split in halves until the bad
+  events are isolated (an event is marked rejected only on its own); the rest is delivered. If every
+  event of a batch ends refused with the same error, the run stops instead (see below).
 - Token/permission errors (190, 10, 200-299, 102, 104, 3, 100/33), and every other refusal that is
-  about the request rather than an event (unknown pixel or path 803, an answer that is not the Graph
-  API's error envelope, an unknown code), raise :class:`AccessDenied` and stop the run: batches not yet
+  about the request rather than an event (unknown pixel or path 803/2500, an answer that is not the
+  Graph API's error envelope, an unknown code), raise :class:`AccessDenied` and stop the run: batches not yet
   sent are not sent and their events stay owed, so a configuration mistake never loses events.
 - Logs carry batch numbers, counts, status codes and Meta's codes: never a batch's contents.
 """
@@ -43,8 +43,10 @@ log = logging.getLogger("activation.client")
 
 RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613, *range(80000, 80015)})
 FATAL_CODES = frozenset({3, 10, 102, 104, 190, *range(200, 300)})
-SPLIT_CODES = frozenset({100, 2500})  # the batch's contents were refused: bisect to find the events
-NOT_FOUND = 803  # "some of the aliases you requested do not exist": the pixel id or path is wrong
+SPLIT_CODES = frozenset({100})  # the batch's contents were refused: bisect to find the events
+# the request itself was refused: 803 "some of the aliases you requested do not exist" (pixel id or path),
+# 2500 "unknown path components" / parse error (a Graph URL that already holds a version, say)
+REQUEST_CODES = frozenset({803, 2500})
 Verdict = Literal["ok", "retry", "split", "fatal"]
 
 
@@ -114,7 +116,7 @@ def classify(status: int | None, error: Mapping[str, Any] | None) -> Verdict:
         return "ok" if 200 <= status < 300 else ("retry" if status >= 500 or status == 429 else "fatal")
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
-    if code in FATAL_CODES or code == NOT_FOUND or (code == 100 and subcode == 33):
+    if code in FATAL_CODES or code in REQUEST_CODES or (code == 100 and subcode == 33):
         return "fatal"
     if code in RETRYABLE_CODES or error.get("is_transient") is True:
         return "retry"
@@ -300,8 +302,30 @@ class CapiClient:
     # ---- one batch, with bisection -----------------------------------------------------------------
 
     def send_batch(self, events: Sequence[Mapping[str, Any]], batch: str = "0") -> list[EventOutcome]:
-        """Deliver one batch (≤ batch_size): per-event outcomes; raises AccessDenied on token errors."""
-        return self._send_encoded(events, [_encode(e) for e in events], batch)
+        """Deliver one batch (≤ batch_size): per-event outcomes; raises AccessDenied on token errors.
+
+        When bisection ends with *every* event of the batch refused with the same error, the error is not
+        about events but about the request (or about how every event is built): the run stops with
+        AccessDenied and the events stay owed, instead of all being marked rejected for good."""
+        outcomes = self._send_encoded(events, [_encode(e) for e in events], batch)
+        refused = {
+            (o.error_code, o.error_subcode) for o in outcomes if o.state == "failed" and not o.retryable
+        }
+        if len(outcomes) > 1 and len(refused) == 1 and all(o.state == "failed" for o in outcomes):
+            code, subcode = refused.pop()
+            self._stop.set()
+            log_event(log, "activation.batch_refused_whole", logging.ERROR, batch=batch, events=len(outcomes),
+                      code=code, subcode=subcode)  # fmt: skip
+            raise AccessDenied(
+                f"Meta refused every one of the {len(outcomes)} events of a batch with the same error (code "
+                f"{code}, subcode {subcode}): {outcomes[0].error_message}. That is the request or the event "
+                "design, not individual events; nothing more was sent in this run, and the events stay owed "
+                "to the next run.",
+                code=code,
+                subcode=subcode,
+                fbtrace_id=outcomes[0].fbtrace_id,
+            )
+        return outcomes
 
     def _send_encoded(
         self, events: Sequence[Mapping[str, Any]], encoded: Sequence[bytes], batch: str

@@ -273,7 +273,8 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
         t = time.perf_counter()
         data_end = source.quality.data_end
         report.data_end = to_utc_naive(data_end) if data_end is not None else None
-        report.expired = ledger.expire(older_than=now - timedelta(days=options.catch_up_days))
+        if not options.dry_run:  # a dry run leaves the ledger as it found it
+            report.expired = ledger.expire(older_than=now - timedelta(days=settings.max_age_days))
         selected, report.deferred = _select(
             source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end
         )

@@ -62,8 +62,7 @@ def deliver(
     ledger.record_skipped(skipped, run=run)
     claimed = set(ledger.claim_pending(events, run=run))
     payloads = [e.payload for e in events if e.event_id in claimed]
-    earlier = ledger.states(e.event_id for e in events if e.event_id not in claimed)
-    already_sent = sum(state == "sent" for state in earlier.values())
+    earlier = ledger.states(e.event_id for e in events if e.event_id not in claimed).values()
     log_event(log, "activation.run_started", run_id=run.run_id, planned=len(events), claimed=len(payloads),
               skipped=len(skipped))  # fmt: skip
     sent = failed = 0
@@ -86,8 +85,8 @@ def deliver(
         run_id=run.run_id,
         planned=len(events),
         skipped=len(skipped),
-        already_done=already_sent,
-        rejected_before=len(earlier) - already_sent,
+        already_done=sum(state == "sent" for state, _ in earlier),
+        rejected_before=sum(reason == "rejected" for _, reason in earlier),
         sent=sent,
         failed=failed,
         seconds=clock() - start,

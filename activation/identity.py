@@ -16,7 +16,8 @@ see ``../shared/capi/normalization_vectors.json``):
 - ``ph`` parsed with Google's libphonenumber in the user's country (else ``default_region``) and written
   as E.164 digits *with* country code (``(650)555-1212`` → ``16505551212``); ``00`` is read as ``+``.
 - ``fn``/``ln``/``ct`` lowercased, letters only (no punctuation, spaces or digits), accents kept (NFC).
-- ``ge`` ``f``/``m`` from common spellings; ``db`` ``YYYYMMDD`` from common date forms (1900–2099).
+- ``ge`` ``f``/``m`` from common spellings; ``db`` ``YYYYMMDD`` from common date forms (1900 up to the
+  current year).
 - ``st`` US state names → ANSI codes; outside the US (user's country known and not US) the name,
   lowercase without punctuation or spaces, as Meta documents.
 - ``zp`` lowercase, no spaces or dashes; US ZIPs cut to their first 5 digits.

@@ -305,17 +305,17 @@ class Ledger:
 
         return len(self._transaction(run))
 
-    def states(self, event_ids: Iterable[str]) -> dict[str, str]:
-        """State of each known id."""
+    def states(self, event_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """``(state, reason)`` of each known id."""
         frame = pd.DataFrame({"event_id": list(event_ids)})
         self.con.register("_ids", frame)
         try:
             rows = self.con.execute(
-                f"SELECT event_id, state FROM {TABLE} JOIN _ids USING (event_id)"
+                f"SELECT event_id, state, reason FROM {TABLE} JOIN _ids USING (event_id)"
             ).fetchall()
         finally:
             self.con.unregister("_ids")
-        return dict(rows)
+        return {event_id: (state, reason) for event_id, state, reason in rows}
 
     def summary(
         self, *, send_date: date | None = None, run_id: str | None = None, errors: int = 5

@@ -40,7 +40,7 @@ from activation.client import (
         (400, {"code": 190}, "fatal"),
         (403, {"code": 10}, "fatal"),
         (403, {"code": 200}, "fatal"),
-        (400, {"code": 2500}, "split"),
+        (400, {"code": 2500}, "fatal"),
         (404, None, "fatal"),
         (400, {"code": 803}, "fatal"),
         (400, {"code": 12345}, "fatal"),

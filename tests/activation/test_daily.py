@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
@@ -379,3 +379,24 @@ def test_a_missing_model_store_or_outbox_folder_is_a_clear_error_that_creates_no
     with pytest.raises(DailyRunError, match="cannot write the dry-run outbox"):
         run_daily(options, now=NOW)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_expiry_follows_metas_age_limit_and_never_happens_in_a_dry_run(world, tmp_path):
+    """Owed rows expire only past Meta's 7 days (not past a shorter catch-up window), and a dry run
+    leaves the ledger as it found it."""
+    from capi_helpers import make_events
+
+    from activation.ledger import Ledger, RunInfo
+
+    old = make_events(1, now=(NOW - timedelta(days=10)).timestamp())  # 10 days: Meta refuses it
+    recent = make_events(2, spec="spec-2", now=(NOW - timedelta(days=3)).timestamp())[1:]  # still sendable
+    with Ledger(tmp_path / "ledger.duckdb") as ledger:
+        dead = RunInfo(run_id="dead", spec_id="s", send_date=date(2026, 10, 20))
+        ledger.claim_pending([*old, *recent], run=dead)
+    dry = run_daily(_options(world, tmp_path, dry_run=True, catch_up_days=2.0), now=NOW)
+    assert dry.expired == 0 and set(_ledger(tmp_path)["state"]) == {"pending"}
+    with Sandbox(now=NOW) as sb:
+        live = run_daily(_options(world, tmp_path, sb, catch_up_days=2.0), now=NOW)
+    rows = _ledger(tmp_path).set_index("event_id")
+    assert live.expired == 1 and rows.loc[old[0].event_id, "reason"] == "expired"
+    assert rows.loc[recent[0].event_id, "state"] == "pending"  # outside the window, but not too old

@@ -154,3 +154,16 @@ def test_owed_rows_too_old_for_meta_expire_and_only_lasting_skips_are_settled(tm
         assert ledger.expire(older_than=datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=7)) == 3
         assert ledger.settled(ids) == set(ids) and ledger.pending() == []
     assert "3 expired" in render_status(tmp_path / "ledger.duckdb")
+
+
+def test_a_batch_whose_every_event_is_refused_stops_the_run_and_keeps_them_owed(sb, tmp_path):
+    """Every event refused with the same code after bisection is a request/design error, not 40 bad
+    events: the run stops, nothing is marked rejected, and the events stay owed."""
+    events = make_events(40)
+    for i in range(len(events)):
+        events, _ = _with_unhashed_email(events, i)
+    with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
+        with pytest.raises(AccessDenied, match="every one of the 40 events"):
+            deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+        assert ledger.summary().counts["failed"] == 0 and len(ledger.pending()) == 40
+        assert ledger.settled(e.event_id for e in events) == set()
