@@ -343,7 +343,7 @@ class Ledger:
         rows = self.con.execute(
             f"""
             SELECT error_code, error_subcode, error_message, max(fbtrace_id), count(*), max(updated_at)
-            FROM {TABLE} WHERE {cond} AND state = 'failed'
+            FROM {TABLE} WHERE {cond} AND state = 'failed' AND reason IS DISTINCT FROM '{EXPIRED}'
             GROUP BY 1, 2, 3 ORDER BY 6 DESC LIMIT {int(errors)}
             """,
             params,

@@ -18,6 +18,11 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
         why = "is a run writing it?" if "lock" in str(exc).lower() else "it is not a DuckDB ledger file"
         raise LedgerError(f"cannot open the ledger {path} ({type(exc).__name__}); {why}") from exc
     try:
+        tables = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [TABLE]
+        ).fetchall()
+        if not tables:  # a ledger file no run has written to yet
+            return "(the ledger is empty)"
         ledger = Ledger(con)
         rows = con.execute(
             f"""
@@ -25,7 +30,8 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
             SELECT send_date, run_id, spec_id, min(created_at) AS started,
                    count(*) FILTER (WHERE state = 'sent') AS sent,
                    count(*) FILTER (WHERE state = 'skipped') AS skipped,
-                   count(*) FILTER (WHERE state = 'failed') AS failed,
+                   count(*) FILTER (WHERE state = 'failed' AND reason IS DISTINCT FROM '{EXPIRED}') AS failed,
+                   count(*) FILTER (WHERE reason = '{EXPIRED}') AS expired,
                    count(*) FILTER (WHERE state = 'pending') AS pending
             FROM {TABLE} JOIN recent USING (send_date)
             GROUP BY ALL ORDER BY send_date DESC, started DESC
@@ -38,11 +44,13 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
             f"count(*) FILTER (WHERE state = 'failed' AND reason = '{EXPIRED}') FROM {TABLE}"
         ).fetchall()[0]
         lines = [
-            f"{'send date':<11} {'run':<22} {'spec':<22} {'sent':>8} {'skipped':>8} {'failed':>7} {'pending':>8}"
+            f"{'send date':<11} {'run':<22} {'spec':<22} {'sent':>8} {'skipped':>8} {'failed':>7} "
+            f"{'expired':>8} {'pending':>8}"
         ]
-        for send_date, run_id, spec_id, _started, sent, skipped, failed, pending in rows:
+        for send_date, run_id, spec_id, _started, sent, skipped, failed, expired, pending in rows:
             lines.append(
-                f"{send_date!s:<11} {run_id:<22} {spec_id:<22} {sent:>8,} {skipped:>8,} {failed:>7,} {pending:>8,}"
+                f"{send_date!s:<11} {run_id:<22} {spec_id:<22} {sent:>8,} {skipped:>8,} {failed:>7,} "
+                f"{expired:>8,} {pending:>8,}"
             )
         if not rows:
             lines.append("(the ledger is empty)")

@@ -30,19 +30,25 @@ ConfigOpt = Annotated[
 ]
 SourceOpt = Annotated[
     str | None,
-    typer.Option("--source", help="DuckDB file or warehouse-export folder (default from pltv.toml)."),
+    typer.Option(
+        "--source", help="DuckDB file or warehouse-export folder (default: pltv.toml, else data/sample)."
+    ),
 ]
-
-
-def _config(path: Path | None) -> Config:
-    config = load_config(path)
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return config.replace("mlflow", tracking_uri=uri) if uri else config
 
 
 def _fail(exc: Exception, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def _config(path: Path | None) -> Config:
+    """The configuration (file, then MLFLOW_TRACKING_URI); a bad file is a clean error, exit 2."""
+    try:
+        config = load_config(path)
+    except PltvError as exc:
+        raise _fail(exc) from exc
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return config.replace("mlflow", tracking_uri=uri) if uri else config
 
 
 @app.command("sample-data")
@@ -274,7 +280,10 @@ def score_and_send(
         bool,
         typer.Option("--dry-run", help="Write the request bodies (no token) to an outbox; send nothing."),
     ] = False,
-    ledger: Annotated[Path | None, typer.Option("--ledger", help="Delivery ledger (DuckDB file).")] = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option("--ledger", help="Delivery ledger (DuckDB file; default ./pltv_ledger.duckdb)."),
+    ] = None,
     now: Annotated[
         str | None,
         typer.Option(
@@ -286,8 +295,8 @@ def score_and_send(
     """The daily job: score users who reached the send day and send their events through CAPI.
 
     Exit codes: 0 every eligible event sent or skipped for a stated reason; 1 some events failed after
-    retries (see `pltv status`); 2 the run could not start (bad token, missing spec/model, unreadable
-    source, bad options); 3 Meta refused the token, permissions, pixel or endpoint mid-run (nothing more
+    retries (see `pltv status`); 2 the run could not start (no token, missing spec/model, unreadable
+    source, bad options or pltv.toml); 3 Meta refused the token, permissions, pixel or endpoint mid-run (nothing more
     was sent; the unsent events stay owed to the next run).
     """
     from datetime import UTC
@@ -302,9 +311,10 @@ def score_and_send(
         run_date = datetime.strptime(date, "%Y-%m-%d").date()
         clock = None
         if now is not None:
-            if "graph.facebook.com" in cfg.capi.graph_url:
+            if "graph.facebook.com" in cfg.capi.graph_url and not dry_run:
                 raise ValueError(
-                    "--now replays history against a sandbox; it is refused for Meta's Graph API"
+                    "--now replays history against a sandbox (or in a --dry-run); it is refused for sending "
+                    "to Meta's Graph API"
                 )
             from activation.sandbox import parse_now
 
@@ -320,9 +330,9 @@ def score_and_send(
         if not cfg.capi.pixel_id:
             raise _fail(RuntimeError("no pixel id: pass --pixel-id or set [capi] pixel_id in pltv.toml"))
     client = None
-    if cfg.capi.pixel_id:
+    if cfg.capi.pixel_id or dry_run:  # a dry run's outbox carries the same fields as the live bodies
         client = ClientConfig(
-            pixel_id=cfg.capi.pixel_id,
+            pixel_id=cfg.capi.pixel_id or "dry-run",
             access_token=token or "",
             app_secret=os.environ.get("META_APP_SECRET") or None,
             graph_url=cfg.capi.graph_url,
@@ -351,7 +361,10 @@ def score_and_send(
 
 @app.command("status")
 def status(
-    ledger: Annotated[Path | None, typer.Option("--ledger", help="Delivery ledger (DuckDB file).")] = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option("--ledger", help="Delivery ledger (DuckDB file; default ./pltv_ledger.duckdb)."),
+    ] = None,
     days: Annotated[int, typer.Option("--days", min=1, help="How many recent send dates to show.")] = 7,
     config: ConfigOpt = None,
 ) -> None:

@@ -50,7 +50,7 @@ def configure(tracking_uri: str, *, existing: bool = False) -> str:
     if db is not None and existing and not db.is_file():
         raise RegistryError(
             f"no MLflow store at {db} (tracking URI {tracking_uri}); train with `pltv train` first, or point "
-            "--tracking-uri / MLFLOW_TRACKING_URI / [mlflow] tracking_uri at the store that holds the models"
+            "MLFLOW_TRACKING_URI or [mlflow] tracking_uri in pltv.toml at the store that holds the models"
         )
     if db is not None:
         db.resolve().parent.mkdir(parents=True, exist_ok=True)

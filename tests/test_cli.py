@@ -44,3 +44,26 @@ def test_inspect_prints_the_quality_summary(tmp_path):
     bad = runner.invoke(app, ["inspect", "--source", str(tmp_path / "missing")])
     assert bad.exit_code == 2
     assert "does not exist" in bad.output
+
+
+def test_a_bad_pltv_toml_is_a_clean_error_for_every_command(tmp_path):
+    """An unknown key, invalid TOML or a missing --config file: exit 2 with the reason, no traceback."""
+    unknown, broken = tmp_path / "unknown.toml", tmp_path / "broken.toml"
+    unknown.write_text('[capi]\nledgr = "x"\n')
+    broken.write_text("[capi\n")
+    commands = (
+        ["inspect"],
+        ["train"],
+        ["design"],
+        ["status"],
+        ["score-and-send", "--date", "2026-10-31", "--dry-run"],
+    )
+    for config in (unknown, broken, tmp_path / "missing.toml"):
+        for command in commands:
+            result = CliRunner().invoke(app, [*command, "--config", str(config)])
+            assert result.exit_code == 2, (command, config.name, result.output)
+            assert (
+                "Traceback" not in result.output
+                and result.exception is None
+                or isinstance(result.exception, SystemExit)
+            )

@@ -167,3 +167,13 @@ def test_a_batch_whose_every_event_is_refused_stops_the_run_and_keeps_them_owed(
             deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
         assert ledger.summary().counts["failed"] == 0 and len(ledger.pending()) == 40
         assert ledger.settled(e.event_id for e in events) == set()
+
+
+def test_status_of_a_ledger_file_no_run_has_written_yet(tmp_path):
+    """An empty DuckDB file (a run killed before its first write) reads as an empty ledger, not an error."""
+    import duckdb
+
+    from activation.status import render_status
+
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    assert render_status(tmp_path / "empty.duckdb") == "(the ledger is empty)"
