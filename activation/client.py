@@ -311,7 +311,8 @@ class CapiClient:
         refused = {
             (o.error_code, o.error_subcode) for o in outcomes if o.state == "failed" and not o.retryable
         }
-        if len(outcomes) > 1 and len(refused) == 1 and all(o.state == "failed" for o in outcomes):
+        every = all(o.state == "failed" and not o.retryable for o in outcomes)
+        if len(outcomes) > 1 and every and len(refused) == 1:
             code, subcode = refused.pop()
             self._stop.set()
             log_event(log, "activation.batch_refused_whole", logging.ERROR, batch=batch, events=len(outcomes),
