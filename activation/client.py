@@ -47,6 +47,9 @@ SPLIT_CODES = frozenset({100})  # the batch's contents were refused: bisect to f
 # the request itself was refused: 803 "some of the aliases you requested do not exist" (pixel id or path),
 # 2500 "unknown path components" / parse error (a Graph URL that already holds a version, say)
 REQUEST_CODES = frozenset({803, 2500})
+# a batch of at least this many events, every one refused with the same error, is a request or design
+# error (stop the run); a couple of bad events at the tail of a run are just rejected
+WHOLE_BATCH_MIN = 10
 Verdict = Literal["ok", "retry", "split", "fatal"]
 
 
@@ -304,15 +307,16 @@ class CapiClient:
     def send_batch(self, events: Sequence[Mapping[str, Any]], batch: str = "0") -> list[EventOutcome]:
         """Deliver one batch (≤ batch_size): per-event outcomes; raises AccessDenied on token errors.
 
-        When bisection ends with *every* event of the batch refused with the same error, the error is not
-        about events but about the request (or about how every event is built): the run stops with
-        AccessDenied and the events stay owed, instead of all being marked rejected for good."""
+        When bisection ends with *every* event of a batch (of at least :data:`WHOLE_BATCH_MIN`) refused with
+        the same error, the error is not about events but about the request (or about how every event is
+        built): the run stops with AccessDenied and the events stay owed, instead of all being marked
+        rejected for good."""
         outcomes = self._send_encoded(events, [_encode(e) for e in events], batch)
         refused = {
             (o.error_code, o.error_subcode) for o in outcomes if o.state == "failed" and not o.retryable
         }
         every = all(o.state == "failed" and not o.retryable for o in outcomes)
-        if len(outcomes) > 1 and every and len(refused) == 1:
+        if len(outcomes) >= WHOLE_BATCH_MIN and every and len(refused) == 1:
             code, subcode = refused.pop()
             self._stop.set()
             log_event(log, "activation.batch_refused_whole", logging.ERROR, batch=batch, events=len(outcomes),

@@ -177,3 +177,14 @@ def test_status_of_a_ledger_file_no_run_has_written_yet(tmp_path):
 
     duckdb.connect(str(tmp_path / "empty.duckdb")).close()
     assert render_status(tmp_path / "empty.duckdb") == "(the ledger is empty)"
+
+
+def test_two_bad_events_at_the_tail_of_a_run_are_just_rejected(sb, tmp_path):
+    """Below the whole-batch threshold, a batch of only bad events is rejected event by event: a couple of
+    bad users must not stop every daily run from now on."""
+    events = make_events(2)
+    for i in range(2):
+        events, _ = _with_unhashed_email(events, i)
+    with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
+        report = deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
+    assert (report.sent, report.failed) == (0, 2)
