@@ -120,6 +120,16 @@ class EventSettings:
     # past the limit before its POST, where it would take its whole batch down
     send_margin_s: int = 3600
 
+    @property
+    def sendable_age_s(self) -> int:
+        """The oldest an event may be when built: Meta's age limit less the send margin."""
+        return int(self.max_age_days * DAY) - self.send_margin_s
+
+    @property
+    def append_window_s(self) -> int:
+        """How long after the conversion's send time an AppendValue may be built (window less margin)."""
+        return int(self.append_window_days * DAY) - self.send_margin_s
+
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise EventSettingsError(f"mode must be one of {MODES}, got {self.mode!r}")
@@ -408,7 +418,7 @@ def _presend_reason(
         return "non_positive_value"
     if settings.mode == "threshold" and value < (settings.threshold or 0.0):
         return "below_threshold"
-    if event_time < now_s - int(settings.max_age_days * DAY) + settings.send_margin_s:
+    if event_time < now_s - settings.sendable_age_s:
         return "too_old"
     if event_time > now_s:
         return "in_future"
@@ -417,10 +427,7 @@ def _presend_reason(
         if not conv_name or not (_get(user, "conversion_event_id") or _get(user, "conversion_order_id")):
             return "missing_conversion_ids"
         sent_at = _ts(_get(user, "conversion_sent_at"))
-        if (
-            sent_at is None
-            or now_s > unix_seconds(sent_at) + int(settings.append_window_days * DAY) - settings.send_margin_s
-        ):
+        if sent_at is None or now_s > unix_seconds(sent_at) + settings.append_window_s:
             return "outside_append_window"
     if settings.action_source == "website":
         if not (_get(user, "event_source_url") or settings.event_source_url):
@@ -456,7 +463,7 @@ def _presend_reasons(
                 "below_threshold",
                 np.full(n, settings.mode == "threshold") & (value < (settings.threshold or 0.0)),
             ),
-            ("too_old", event_time < now_s - int(settings.max_age_days * DAY) + settings.send_margin_s),
+            ("too_old", event_time < now_s - settings.sendable_age_s),
             ("in_future", event_time > now_s),
         ]
     if settings.mode == "append_value":
@@ -467,7 +474,7 @@ def _presend_reasons(
         no_ids = (not a or not (b or c) for a, b, c in zip(names, ids, orders, strict=True))
         checks.append(("missing_conversion_ids", np.fromiter(no_ids, dtype=bool, count=n)))
         sent_present, sent_s = _event_times(users, "conversion_sent_at", 0)
-        late = now_s > sent_s + int(settings.append_window_days * DAY) - settings.send_margin_s
+        late = now_s > sent_s + settings.append_window_s
         checks.append(("outside_append_window", ~sent_present | late))
     if settings.action_source == "website":
         if not settings.event_source_url:
