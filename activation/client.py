@@ -312,12 +312,10 @@ class CapiClient:
         built): the run stops with AccessDenied and the events stay owed, instead of all being marked
         rejected for good."""
         outcomes = self._send_encoded(events, [_encode(e) for e in events], batch)
-        refused = {
-            (o.error_code, o.error_subcode) for o in outcomes if o.state == "failed" and not o.retryable
-        }
-        every = all(o.state == "failed" and not o.retryable for o in outcomes)
-        if len(outcomes) >= WHOLE_BATCH_MIN and every and len(refused) == 1:
-            code, subcode = refused.pop()
+        refused = [o for o in outcomes if o.state == "failed" and not o.retryable]
+        errors = {(o.error_code, o.error_subcode) for o in refused}
+        if len(outcomes) >= WHOLE_BATCH_MIN and len(refused) == len(outcomes) and len(errors) == 1:
+            code, subcode = errors.pop()
             self._stop.set()
             log_event(log, "activation.batch_refused_whole", logging.ERROR, batch=batch, events=len(outcomes),
                       code=code, subcode=subcode)  # fmt: skip
