@@ -34,6 +34,11 @@ STATES = ("pending", "sent", "failed", "skipped")
 TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason
 RETRYABLE = "retries_exhausted"  # failed rows a later run sends again
 EXPIRED = "expired"  # owed rows whose event became too old for Meta before any run could send them
+# a row still owed to Meta: a dead run's pending, failed after retries, or skipped only for the clock
+_OWED = (
+    f"(state = 'pending' OR (state = 'failed' AND reason IS NOT DISTINCT FROM '{RETRYABLE}') "
+    f"OR (state = 'skipped' AND coalesce(reason IN ({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)))"
+)
 TABLE = "capi_events"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -271,22 +276,22 @@ class Ledger:
             params.append(send_date)
         return [r[0] for r in self.con.execute(sql + " ORDER BY send_date, event_id", params).fetchall()]
 
+    def _rows(self, event_ids: Iterable[str], select: str, where: str = "TRUE") -> list[tuple]:
+        """``select`` over the known rows among ``event_ids`` that match ``where``."""
+        self.con.register("_ids", pd.DataFrame({"event_id": list(event_ids)}))
+        try:
+            return self.con.execute(
+                f"SELECT {select} FROM {TABLE} JOIN _ids USING (event_id) WHERE {where}"
+            ).fetchall()
+        finally:
+            self.con.unregister("_ids")
+
     def settled(self, event_ids: Iterable[str]) -> set[str]:
         """The ids with nothing left to do: sent, rejected by Meta, expired, or skipped for a lasting reason.
 
         Every other id is owed: unknown, ``pending`` (a dead run), ``failed`` after retries, or skipped only
         because of the clock."""
-        frame = pd.DataFrame({"event_id": list(event_ids)})
-        self.con.register("_ids", frame)
-        try:
-            rows = self.con.execute(
-                f"SELECT event_id FROM {TABLE} JOIN _ids USING (event_id) WHERE state = 'sent' "
-                f"OR (state = 'failed' AND reason IS DISTINCT FROM '{RETRYABLE}') "
-                f"OR (state = 'skipped' AND reason NOT IN ({', '.join(repr(r) for r in TEMPORARY_SKIPS)}))"
-            ).fetchall()
-        finally:
-            self.con.unregister("_ids")
-        return {r[0] for r in rows}
+        return {row[0] for row in self._rows(event_ids, "event_id", f"NOT {_OWED}")}
 
     def expire(self, *, older_than: datetime) -> int:
         """Owed rows whose event time is before ``older_than`` (Meta refuses such events) become
@@ -297,9 +302,7 @@ class Ledger:
         def run() -> int:
             return self.con.execute(
                 f"UPDATE {TABLE} SET state = 'failed', reason = '{EXPIRED}', updated_at = ? "
-                f"WHERE event_time < ? AND (state = 'pending' OR (state = 'failed' AND reason = '{RETRYABLE}') "
-                f"OR (state = 'skipped' AND reason IN ({', '.join(repr(r) for r in TEMPORARY_SKIPS)}))) "
-                "RETURNING event_id",
+                f"WHERE event_time < ? AND {_OWED} RETURNING event_id",
                 [now, cutoff],
             ).fetchall()
 
@@ -307,15 +310,10 @@ class Ledger:
 
     def states(self, event_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
         """``(state, reason)`` of each known id."""
-        frame = pd.DataFrame({"event_id": list(event_ids)})
-        self.con.register("_ids", frame)
-        try:
-            rows = self.con.execute(
-                f"SELECT event_id, state, reason FROM {TABLE} JOIN _ids USING (event_id)"
-            ).fetchall()
-        finally:
-            self.con.unregister("_ids")
-        return {event_id: (state, reason) for event_id, state, reason in rows}
+        return {
+            event_id: (state, reason)
+            for event_id, state, reason in self._rows(event_ids, "event_id, state, reason")
+        }
 
     def summary(
         self, *, send_date: date | None = None, run_id: str | None = None, errors: int = 5
