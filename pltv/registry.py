@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from pltv import metrics, tracking
 from pltv.errors import RegistryError
-from pltv.features import CATEGORICALS
+from pltv.features import CATEGORICALS, to_utc_naive
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -233,9 +233,7 @@ def _as_naive_day(value) -> pd.Timestamp | None:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
         return None
-    if ts is pd.NaT:
-        return None
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    return None if ts is pd.NaT else pd.Timestamp(to_utc_naive(ts))
 
 
 def _version_facts(client: MlflowClient, mv) -> tuple[int | None, pd.Timestamp | None]:
