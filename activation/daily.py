@@ -33,13 +33,11 @@ from activation.delivery import deliver
 from activation.errors import ActivationError
 from activation.events import (
     MAX_EVENTS_PER_REQUEST,
-    build_events,
     chunk,
     estimate_match_quality,
     event_id_for,
-    presend_skips,
+    plan_events,
 )
-from activation.identity import hash_identifiers
 from activation.ledger import Ledger, RunInfo
 from activation.redaction import log_event
 from activation.report import population_stability_index
@@ -311,12 +309,10 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                 users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
                 users["predicted_ltv"] = value
 
-                # identifiers are normalized and hashed only for users whose event can still be sent
-                sendable = presend_skips(users, settings, now=now).isna().to_numpy()
                 id_cols = [c for c in user_cols if c in IDENTIFIERS or c == "country"]
-                user_data, _identity = hash_identifiers(users.loc[sendable, id_cols],
-                                                        default_region=options.default_region)  # fmt: skip
-                plan = build_events(users, user_data, settings, now=now)  # skips keep their reasons
+                plan = plan_events(
+                    users, settings, now=now, id_columns=id_cols, default_region=options.default_region
+                )  # skips keep their reasons
                 timed("hash+build", t)
                 report.planned += len(plan.events)
                 report.skipped.update(plan.skip_reasons())

@@ -17,8 +17,7 @@ from activation.design import (
     design,
 )
 from activation.errors import EventSettingsError
-from activation.events import EventSettings, build_events, event_id_for, presend_skips
-from activation.identity import hash_identifiers
+from activation.events import EventSettings, event_id_for, plan_events
 from activation.spec import EventSpec, SpecError, save_spec
 from pltv.config import Config
 from pltv.sources import DELIVERY, IDENTIFIERS, open_source
@@ -121,9 +120,7 @@ def _sendable(
         users["conversion_sent_at"] = moment + (
             pd.to_datetime(recent["conversion_sent_at"], utc=True) - signup
         )
-    ok = presend_skips(users, settings, now=moment).isna().to_numpy()
-    user_data, _ = hash_identifiers(users.loc[ok, ids], default_region=default_region)
-    plan = build_events(users, user_data, settings, now=moment)
+    plan = plan_events(users, settings, now=moment, id_columns=ids, default_region=default_region)
     sent = {e.event_id for e in plan.events}
     return np.array(
         [event_id_for(settings.spec_id, u) in sent for u in users["user_id"].tolist()], dtype=bool

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pycountry
 
 from activation.errors import EventSettingsError
-from activation.identity import HASHED_KEYS, USER_DATA_KEYS, is_sha256
+from activation.identity import HASHED_KEYS, USER_DATA_KEYS, hash_identifiers, is_sha256
 
 Mode = Literal["append_value", "custom_value", "threshold"]
 MODES: tuple[str, ...] = ("append_value", "custom_value", "threshold")
@@ -564,6 +564,21 @@ def build_event(
     if rejection is not None:
         return skip(rejection.reason)
     return PlannedEvent(event_id, event_name, event_time, round(value, 2), payload)
+
+
+def plan_events(
+    users: pd.DataFrame,
+    settings: EventSettings,
+    *,
+    now: float | datetime,
+    id_columns: Sequence[str],
+    default_region: str = "US",
+) -> EventPlan:
+    """The daily job's path from scored users to events: normalize and hash ``id_columns`` only for the
+    users whose event can still be sent (:func:`presend_skips`), then :func:`build_events`."""
+    sendable = presend_skips(users, settings, now=now).isna().to_numpy()
+    user_data, _ = hash_identifiers(users.loc[sendable, list(id_columns)], default_region=default_region)
+    return build_events(users, user_data, settings, now=now)
 
 
 def build_events(

@@ -266,7 +266,7 @@ def test_no_identifier_token_or_proof_in_logs_or_output(world, tmp_path, caplog)
 def test_identifiers_are_hashed_only_for_users_whose_event_can_be_sent(world, tmp_path, monkeypatch):
     """Users skipped for a reason that needs no user_data (no consent, no user agent…) never reach
     normalization: hashing sees exactly the others; every skip still has its ledger row and reason."""
-    import activation.daily as daily
+    import activation.events as events
     from activation.events import PRESEND_REASONS
 
     reports = []
@@ -276,7 +276,7 @@ def test_identifiers_are_hashed_only_for_users_whose_event_can_be_sent(world, tm
         reports.append(identity)
         return frame, identity
 
-    monkeypatch.setattr(daily, "hash_identifiers", spy)
+    monkeypatch.setattr(events, "hash_identifiers", spy)  # where plan_events looks it up
     with Sandbox(now=NOW) as sb:
         report = run_daily(_options(world, tmp_path, sb), now=NOW)
     presend = sum(n for r, n in report.skipped.items() if r in PRESEND_REASONS)
