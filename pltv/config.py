@@ -24,6 +24,12 @@ Example ``pltv.toml``::
     pixel_id = "1234567890"
     graph_url = "https://graph.facebook.com"
     api_version = "v26.0"
+    ledger = "pltv_ledger.duckdb"
+
+Relative paths written in the file (``[source] path``, a ``sqlite:///`` ``[mlflow] tracking_uri``,
+``[capi] ledger``, and so the dry-run outbox beside the ledger) are resolved against the file's folder,
+so ``pltv inspect --config mydata/pltv.toml`` reads the same data from any working directory. Defaults
+that the file does not set, and CLI flags, stay relative to the working directory.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from pltv.errors import ConfigError
 CONFIG_FILENAME = "pltv.toml"
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_SOURCE = "data/sample"
+SQLITE_PREFIX = "sqlite:///"
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -138,7 +145,28 @@ def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> C
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {unknown}; expected some of {sorted(_SECTIONS)}")
-    return Config(**{name: _build_section(name, raw[name]) for name in _SECTIONS if name in raw})
+    config = Config(**{name: _build_section(name, raw[name]) for name in _SECTIONS if name in raw})
+    return _resolve_paths(config, raw, path.resolve().parent)
+
+
+def _against(base: Path, value: str) -> str:
+    """``value`` as an absolute path: itself when absolute (``~`` expanded), else under ``base``."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def _resolve_paths(config: Config, raw: Mapping[str, Any], base: Path) -> Config:
+    """The paths the file sets, made absolute against its folder ``base`` (see the module docstring)."""
+    if "path" in raw.get("source", {}):
+        config = config.replace("source", path=_against(base, config.source.path))
+    uri = config.mlflow.tracking_uri
+    if "tracking_uri" in raw.get("mlflow", {}) and uri.startswith(SQLITE_PREFIX):
+        db = uri[len(SQLITE_PREFIX) :]
+        if db and db != ":memory:":
+            config = config.replace("mlflow", tracking_uri=SQLITE_PREFIX + _against(base, db))
+    if "ledger" in raw.get("capi", {}):
+        config = config.replace("capi", ledger=_against(base, config.capi.ledger))
+    return config
 
 
 def parse_send_days(text: str) -> tuple[int, ...]:
