@@ -1,18 +1,27 @@
 # Two commands on a fresh machine (Python 3.11, make, git):
 #   make demo   sets up .venv and runs the whole job on the committed sample
 #   make test   sets up .venv and runs lint, format check and the test suite
+#   make lab    opens the notebooks in JupyterLab (kernel: this .venv)
+#   make notebooks  executes both notebooks against ./mlruns into out/notebooks/*.html
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+# setuptools' "Editable installation" banner is a notice for package authors, not for users of the repo.
+QUIET_PIP := PYTHONWARNINGS="ignore:::setuptools.command.editable_wheel" $(BIN)/python -m pip install --quiet
+
+.PHONY: install demo test bench lab notebooks clean
 
 $(STAMP): pyproject.toml
+	@echo "== creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "== upgrading pip"
+	@$(QUIET_PIP) --upgrade pip
+	@echo "== installing pltv-toolkit and its dev tools (pytest, ruff, JupyterLab) into $(VENV): 1-3 min with a warm pip cache, more on a cold one"
+	@$(QUIET_PIP) -e '.[dev]'
+	@touch $(STAMP)
+	@echo "== installed: $(BIN)/pltv, $(BIN)/pytest, $(BIN)/jupyter"
 
 install: $(STAMP)
 
@@ -31,5 +40,17 @@ bench: $(STAMP)
 	$(BIN)/python bench/daily.py
 	$(BIN)/python bench/calibration.py
 
+# The notebooks read ./pltv.toml like the CLI (default store sqlite:///mlruns/mlflow.db); train once if it is empty.
+lab: $(STAMP)
+	@test -f mlruns/mlflow.db || $(BIN)/pltv train
+	$(BIN)/jupyter lab notebooks/
+
+notebooks: $(STAMP)
+	@test -f mlruns/mlflow.db || $(BIN)/pltv train
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.kernel_name=python3 \
+		--output-dir out/notebooks notebooks/calibration.ipynb notebooks/event_design.ipynb
+	@echo "== executed notebooks: out/notebooks/calibration.html, out/notebooks/event_design.html"
+
+# Everything the demo and the notebooks write: the venv, the MLflow store, the demo's spec/ledger/outbox.
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out out mlruns outbox eventspec.json pltv_ledger.duckdb
