@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pltv.config import Config, load_config
+from pltv.config import Config, resolve_config
 from pltv.errors import PltvError
 
 app = typer.Typer(
@@ -44,11 +44,9 @@ def _fail(exc: Exception, code: int = 2) -> typer.Exit:
 def _config(path: Path | None) -> Config:
     """The configuration (file, then MLFLOW_TRACKING_URI); a bad file is a clean error, exit 2."""
     try:
-        config = load_config(path)
+        return resolve_config(path, environ=os.environ)
     except PltvError as exc:
         raise _fail(exc) from exc
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    return config.replace("mlflow", tracking_uri=uri) if uri else config
 
 
 @app.command("sample-data")

@@ -25,7 +25,7 @@ import pandas as pd
 from pltv import metrics
 from pltv.errors import ConfigError, InsufficientDataError, RegistryError
 from pltv.evaluate import evaluate_holdout, holdout_frame
-from pltv.features import build_features, default_as_of, to_utc_naive
+from pltv.features import CATEGORICALS, build_features, default_as_of, to_utc_naive
 from pltv.models import EarlyRevenueMultiple
 from pltv.train import split_cohorts
 
@@ -153,6 +153,14 @@ def compare_versions(
     own = not isinstance(source, Source)
     src = open_source(source) if own else source
     try:
+        for v, model in models.items():
+            lost = [c for c in model.categoricals if c not in CATEGORICALS and c not in src.user_columns]
+            if lost:  # the daily job refuses this too: every user would be scored as "unknown"
+                raise ConfigError(
+                    f"{name} v{v} reads users column(s) {lost} (extra_categoricals it was trained with) that "
+                    f"the source {src.path} does not have; point [source] of pltv.toml at the data it was "
+                    "trained on, or map the columns in [source.columns.users]"
+                )
         as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
         frames: dict[tuple[tuple[str, ...], tuple[str, ...]], pd.DataFrame] = {}
         matured = {}

@@ -169,6 +169,30 @@ def _resolve_paths(config: Config, raw: Mapping[str, Any], base: Path) -> Config
     return config
 
 
+def anchor_paths(config: Config, base: Path) -> Config:
+    """``config`` with every relative path (source, ``sqlite:///`` store, ledger) made absolute under ``base``.
+
+    For callers whose working directory is not the project's (a notebook runs in ``notebooks/``)."""
+    config = config.replace("source", path=_against(base, config.source.path))
+    uri = config.mlflow.tracking_uri
+    db = uri[len(SQLITE_PREFIX) :] if uri.startswith(SQLITE_PREFIX) else ""
+    if db and db != ":memory:":
+        config = config.replace("mlflow", tracking_uri=SQLITE_PREFIX + _against(base, db))
+    return config.replace("capi", ledger=_against(base, config.capi.ledger))
+
+
+def resolve_config(
+    path: str | Path | None = None, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """What the CLI and the notebooks read: ``path`` (or ``cwd``'s ``pltv.toml``), then the store from
+    ``environ['MLFLOW_TRACKING_URI']`` when set. With ``cwd``, relative defaults are anchored to it."""
+    config = load_config(path, cwd=cwd)
+    uri = (environ or {}).get("MLFLOW_TRACKING_URI")
+    if uri:
+        config = config.replace("mlflow", tracking_uri=uri)
+    return anchor_paths(config, cwd) if cwd is not None else config
+
+
 def parse_send_days(text: str) -> tuple[int, ...]:
     """``"0,1,3,7"`` -> ``(0, 1, 3, 7)``; rejects negatives and garbage with a clear message."""
     try:

@@ -51,11 +51,18 @@ def kernel_dir(tmp_path_factory) -> Path:
     return data
 
 
+def _config_file(store: str) -> Path:
+    """A pltv.toml beside the store naming the sample and the store: the notebooks read it like the CLI."""
+    path = Path(store.removeprefix("sqlite:///")).parent / "pltv.toml"
+    path.write_text(f'[source]\npath = "{SAMPLE}"\n[mlflow]\ntracking_uri = "{store}"\n')
+    return path
+
+
 def _execute(path: Path, kernel_dir: Path, store: str, monkeypatch) -> nbformat.NotebookNode:
     from jupyter_client.kernelspec import KernelSpecManager
 
-    monkeypatch.setenv("PLTV_TRACKING_URI", store)
-    monkeypatch.setenv("PLTV_SOURCE", str(SAMPLE))
+    monkeypatch.setenv("PLTV_CONFIG", str(_config_file(store)))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb, kernel_name=KERNEL, timeout=180, resources={"metadata": {"path": str(NOTEBOOKS)}}

@@ -125,3 +125,22 @@ def test_reliability_curve_draws_the_bins_predicted_at_zero():
     drawn = next(line for label, line in lines.items() if label.startswith("baseline"))
     assert len(drawn.get_xdata()) == 20 and min(drawn.get_xdata()) == 0
     assert "users predicted 0)" in drawn.get_label()
+
+
+def test_a_model_reading_a_column_the_source_lacks_is_refused(tmp_path):
+    """Like the daily job: a version trained with extra_categoricals the source lacks is not scored."""
+    import shutil
+
+    from pltv.config import SourceConfig
+    from pltv.errors import ConfigError
+
+    planned = tmp_path / "with_plan"
+    shutil.copytree(SAMPLE, planned)
+    users = pd.read_parquet(planned / "users.parquet")
+    users["plan"] = np.where(np.arange(len(users)) % 3 == 0, "pro", "basic")
+    users.to_parquet(planned / "users.parquet", index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    train(SourceConfig(path=str(planned), extra_categoricals=("plan",)), send_days=(1,), tracking_uri=uri)
+    with pytest.raises(ConfigError, match=r"pltv_d1 v1 reads users column\(s\) \['plan'\]"):
+        compare_versions(uri, "pltv_d1", source=SAMPLE)
+    assert compare_versions(uri, "pltv_d1", source=str(planned)).versions == ["1"]
