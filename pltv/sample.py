@@ -555,11 +555,22 @@ def generate_tables(
     return users, tx, events
 
 
+def _arrow_table(df: pd.DataFrame) -> pa.Table:
+    """``df`` as an Arrow table; UTC timestamp columns are converted from their UTC values directly
+    (pyarrow's own conversion reads ``Series.values``, which pandas 3.1 deprecates for zoned columns)."""
+    zoned = [c for c in df.columns if isinstance(df[c].dtype, pd.DatetimeTZDtype)]
+    table = pa.Table.from_pandas(df.drop(columns=zoned), preserve_index=False)
+    for c in zoned:
+        naive = df[c].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        table = table.append_column(c, pa.array(naive, type=pa.timestamp(df[c].dtype.unit, tz="UTC")))
+    return table.select(list(df.columns))
+
+
 def _write_parts(df: pd.DataFrame, folder: Path, rows_per_part: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("part-*.parquet"):
         old.unlink()
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = _arrow_table(df)
     for i, start in enumerate(range(0, max(len(df), 1), rows_per_part)):
         pq.write_table(
             table.slice(start, rows_per_part), folder / f"part-{i:05d}.parquet", compression="zstd"
@@ -572,9 +583,7 @@ def generate_sample(out: str | Path, *, n_users: int, seed: int, end: str = "202
     users, tx, events = generate_tables(n_users, seed=seed, end=end)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        pa.Table.from_pandas(users, preserve_index=False), out / "users.parquet", compression="zstd"
-    )
+    pq.write_table(_arrow_table(users), out / "users.parquet", compression="zstd")
     part_rows = max(50_000, len(tx) // 8 + 1)
     _write_parts(tx, out / "transactions", part_rows)
     _write_parts(events, out / "events", max(200_000, len(events) // 8 + 1))

@@ -7,7 +7,10 @@ embedded default is SQLite; a server URI (``http://...``) is used as given.
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -56,6 +59,10 @@ def configure(tracking_uri: str, *, existing: bool = False) -> str:
         db.resolve().parent.mkdir(parents=True, exist_ok=True)
     import mlflow
 
+    # "Creating initial MLflow database tables..." / "Updating database tables" (and alembic's migration
+    # lines) are printed at INFO whenever a store is opened: setup chatter, not the user's business.
+    for name in ("mlflow.store.db.utils", "mlflow.store.model_registry.abstract_store", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return tracking_uri
@@ -75,6 +82,20 @@ def ensure_experiment(name: str, tracking_uri: str) -> str:
     return experiment_id
 
 
-def ui_command(tracking_uri: str) -> str:
-    """The command that opens the MLflow UI on this store."""
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+def ui_command(tracking_uri: str, *, cwd: Path | None = None) -> str:
+    """A shell command that opens the MLflow UI on this store and runs as printed, from ``cwd``.
+
+    The ``mlflow`` script of this interpreter's environment (``.venv/bin/mlflow``, which is not on ``PATH``
+    unless the venv is activated), else ``<python> -m mlflow``; a relative SQLite path is made absolute."""
+    cwd = (cwd or Path.cwd()).resolve()
+    db = sqlite_path(tracking_uri) if tracking_uri.startswith("sqlite:") else None
+    uri = f"sqlite:///{(cwd / db).resolve()}" if db is not None and not db.is_absolute() else tracking_uri
+    script = Path(sys.executable).parent / "mlflow"
+    if script.is_file():
+        try:
+            program = shlex.quote(str(script.relative_to(cwd)))
+        except ValueError:
+            program = shlex.quote(str(script))
+    else:
+        program = f"{shlex.quote(sys.executable)} -m mlflow"
+    return f"{program} ui --backend-store-uri {shlex.quote(uri)}"

@@ -56,4 +56,8 @@ pltv sandbox --show --port "$PORT"
 
 kill "$SANDBOX" && wait "$SANDBOX" 2>/dev/null || true
 trap - EXIT
-step "Done. Browse the models: mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db  |  spec: $OUT/eventspec.json"
+step "Done. What the demo left behind:"
+echo "  spec:        $OUT/eventspec.json"
+echo "  ledger:      $OUT/ledger.duckdb   (pltv status --ledger $OUT/ledger.duckdb)"
+echo "  sandbox log: $OUT/sandbox.log"
+echo "  models:      ./mlruns             (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
