@@ -25,9 +25,9 @@ import pandas as pd
 from pltv import metrics
 from pltv.errors import ConfigError, InsufficientDataError, RegistryError
 from pltv.evaluate import evaluate_holdout, holdout_frame
-from pltv.features import CATEGORICALS, build_features, default_as_of, to_utc_naive
+from pltv.features import CATEGORICALS, build_features, to_utc_naive
 from pltv.models import EarlyRevenueMultiple
-from pltv.train import split_cohorts
+from pltv.train import complete_until, split_cohorts
 
 DEFAULT_MAX_VERSIONS = 3
 
@@ -121,7 +121,7 @@ def compare_versions(
 
     ``versions``: version numbers or aliases; ``None`` takes the champion and the newest other versions
     (``max_versions`` in all). ``source``: a path, a :class:`~pltv.config.SourceConfig` or an open
-    :class:`~pltv.sources.Source`. ``as_of`` defaults to the source's ``default_as_of(data_end)``.
+    :class:`~pltv.sources.Source`. ``as_of`` defaults to :func:`pltv.train.complete_until` (the day after the data ends, never past today).
     Raises :class:`~pltv.errors.RegistryError` for unknown models/versions and
     :class:`~pltv.errors.ConfigError` when the versions disagree on send day or horizon.
     """
@@ -161,7 +161,7 @@ def compare_versions(
                     f"the source {src.path} does not have; point [source] of pltv.toml at the data it was "
                     "trained on, or map the columns in [source.columns.users]"
                 )
-        as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
+        as_of = to_utc_naive(as_of) if as_of is not None else complete_until(src.quality.data_end)
         frames: dict[tuple[tuple[str, ...], tuple[str, ...]], pd.DataFrame] = {}
         matured = {}
         for v, model in models.items():

@@ -69,13 +69,35 @@ def acceptance(scores: dict[str, float]) -> dict[str, bool]:
     }
 
 
+#: The champion rule's two measures: higher Gini is better, lower decile MAPE is better.
+CHAMPION_METRICS = {"gini": 1, "decile_mape": -1}
+
+
+def baseline_losses(scores: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """The champion measures on which the model is worse than the baseline: ``{metric: (model, baseline)}``.
+
+    ``scores`` holds ``gini``/``decile_mape`` and their ``baseline_`` twins on the same out-of-time cohort
+    (missing or NaN values are not held against the model)."""
+    out = {}
+    for key, sign in CHAMPION_METRICS.items():
+        model, base = scores.get(key), scores.get(f"baseline_{key}")
+        if model is None or base is None or not (np.isfinite(model) and np.isfinite(base)):
+            continue
+        if sign * (model - base) < 0:
+            out[key] = (float(model), float(base))
+    return out
+
+
 def render_scores(scores: dict[str, float], *, title: str = "") -> str:
-    """A text table of the model vs the baseline on :data:`TABLE_METRICS` (for the CLI and logs)."""
+    """A text table of the model vs the baseline on :data:`TABLE_METRICS` (for the CLI and logs); a
+    champion measure on which the model loses to the baseline is marked (it is then not made champion)."""
     lines = [title] if title else []
     lines.append(f"  {'metric':<14}{'model':>10}{'baseline':>10}")
+    losses = baseline_losses(scores)
     for key in TABLE_METRICS:
         model, base = scores.get(key, float("nan")), scores.get(f"baseline_{key}", float("nan"))
-        lines.append(f"  {key:<14}{model:>10.3f}{base:>10.3f}")
+        mark = "  <- worse than the baseline" if key in losses else ""
+        lines.append(f"  {key:<14}{model:>10.3f}{base:>10.3f}{mark}")
     if "total_bias_ci_low" in scores:
         lo, hi = scores["total_bias_ci_low"], scores["total_bias_ci_high"]
         lines.append(f"  total_bias 95% bootstrap interval [{lo:+.3f}, {hi:+.3f}] (test-cohort noise)")

@@ -5,7 +5,9 @@ The logged model is an MLflow pyfunc (:class:`LtvPythonModel`): a features frame
 unwrapped, so the daily job and notebooks call ``.predict(features)`` on it directly and read
 ``.event_names`` / ``.categoricals`` / ``.send_day`` / ``.horizon_days`` to build the right features.
 
-Champion rule (:func:`decide_alias`): a new version becomes ``champion`` when it is at least as good as the
+Champion rule (:func:`decide_alias`): a version that loses to its own baseline (``k · early revenue``) on
+its out-of-time cohort — lower Gini or higher decile MAPE — is never ``champion`` without ``--promote``.
+Otherwise a new version becomes ``champion`` when it is at least as good as the
 current champion re-scored on the *same* out-of-time cohort: Gini no lower than the champion's − 0.005 and
 decile MAPE no higher than the champion's + 0.02; otherwise ``challenger``. A version trained for another
 horizon, or whose test cohort overlaps the champion's training users, is not comparable and becomes
@@ -30,6 +32,7 @@ from mlflow.exceptions import MlflowException
 
 from pltv import metrics, tracking
 from pltv.errors import RegistryError
+from pltv.evaluate import baseline_losses
 from pltv.features import CATEGORICALS, to_utc_naive
 
 CHAMPION = "champion"
@@ -176,6 +179,8 @@ def decide_alias(
 ) -> tuple[str, str]:
     """``(alias, reason)`` for a new version given both models' scores on the same out-of-time cohort.
 
+    ``new_scores`` may carry ``baseline_gini`` / ``baseline_decile_mape`` (the baseline on the same cohort): a
+    version worse than its baseline on either is ``challenger`` unless ``promote``.
     ``not_comparable`` (from :func:`_comparability`) says why the champion cannot be scored against the new
     version; the new version is then ``challenger`` unless ``promote`` is set.
     """
@@ -183,6 +188,16 @@ def decide_alias(
         return CHAMPION, "promoted by --promote"
     if promote is False:
         return CHALLENGER, "kept as challenger by --no-promote"
+    losses = baseline_losses(new_scores)
+    if losses:
+        detail = ", ".join(
+            f"{key.replace('_', ' ')} {model:.3f} vs baseline {base:.3f}"
+            for key, (model, base) in losses.items()
+        )
+        return CHALLENGER, (
+            f"loses to the baseline (k x early revenue) on the out-of-time cohort ({detail}); "
+            "use --promote to make it champion anyway"
+        )
     if not_comparable is not None:
         return CHALLENGER, f"not comparable: {not_comparable}; use --promote to replace it"
     if champion_scores is None:

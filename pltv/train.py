@@ -92,6 +92,17 @@ class TrainResult:
     results: list[SendDayResult]
 
 
+def complete_until(data_end, *, now: datetime | None = None) -> datetime:
+    """The default ``as_of``: midnight UTC after the data's last timestamp, but never past the start of the
+    current UTC day (``now``, default the wall clock): a refund booked at 00:16 today must not make today
+    count as complete and push ``as_of`` into the future."""
+    from datetime import UTC
+
+    now_naive = to_utc_naive(now or datetime.now(UTC))
+    today = datetime(now_naive.year, now_naive.month, now_naive.day)
+    return min(default_as_of(data_end), today)
+
+
 def _day(ts) -> pd.Timestamp:
     return pd.Timestamp(ts).normalize()
 
@@ -308,13 +319,15 @@ def train(
     promote: bool | None = None,
     test_fraction: float = 0.2,
     progress: Callable[[str], None] = lambda message: None,
+    now: datetime | None = None,
 ) -> TrainResult:
     """Train, evaluate and (with a ``tracking_uri``) log and register one model per send day.
 
     Every send day is fitted and evaluated first; then one parent MLflow run per call, one child run and
     one registered version per send day (``tracking_uri=None`` skips MLflow). Raises
     :class:`~pltv.errors.InsufficientDataError` when a send day has too few matured users/payers, before
-    anything is logged or registered.
+    anything is logged or registered. ``now`` (default: the wall clock) bounds the default ``as_of``
+    (:func:`complete_until`).
     """
     from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
@@ -335,13 +348,13 @@ def train(
                 f"extra_categoricals {missing} are not columns of table 'users' in {src.path} "
                 f"(it has: {', '.join(src.user_columns)})"
             )
-        complete_until = default_as_of(src.quality.data_end)
-        as_of = to_utc_naive(as_of) if as_of is not None else complete_until
-        if as_of > complete_until:
+        complete = complete_until(src.quality.data_end, now=now)
+        as_of = to_utc_naive(as_of) if as_of is not None else complete
+        if as_of > complete:
             raise ConfigError(
                 f"as_of {as_of:%Y-%m-%d %H:%M} is after the data ends ({src.quality.data_end}): labels of "
                 f"users signed up in the last {horizon_days} days before it would be cut short and count as "
-                f"matured; use an as_of up to {complete_until:%Y-%m-%d}"
+                f"matured; use an as_of up to {complete:%Y-%m-%d}"
             )
         progress(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
         progress(
@@ -422,7 +435,11 @@ def _log_and_register(result: SendDayResult, *, as_of, tracking_uri, model_name,
             name,
             info.model_uri,
             run_id=child.info.run_id,
-            new_scores={"gini": result.scores["gini"], "decile_mape": result.scores["decile_mape"]},
+            new_scores={
+                k: result.scores[k]
+                for k in ("gini", "decile_mape", "baseline_gini", "baseline_decile_mape")
+                if k in result.scores
+            },  # fmt: skip
             test=result.test,
             promote=promote,
             tags={

@@ -149,6 +149,23 @@ def test_worse_model_is_not_promoted_then_promote_overrides(store):
     assert forced.alias == "champion" and registry.champion_version(uri, "pltv_d3") == forced.version
 
 
+def test_a_version_losing_to_the_baseline_is_never_champion_without_promote():
+    """Worse than k x early revenue on its own out-of-time cohort (Gini or decile MAPE): challenger, even as
+    the first version; --promote still forces it, and train's table marks the losing measure."""
+    from pltv.evaluate import render_scores
+
+    lost = {"gini": 0.70, "decile_mape": 1.36, "baseline_gini": 0.52, "baseline_decile_mape": 0.88}
+    alias, reason = registry.decide_alias(lost, None, None)
+    assert alias == "challenger"
+    assert "loses to the baseline" in reason and "decile mape 1.360 vs baseline 0.880" in reason
+    assert "--promote" in reason
+    assert registry.decide_alias(lost, None, True)[0] == "champion"
+    assert registry.decide_alias({**lost, "decile_mape": 0.5}, None, None)[0] == "champion"
+    assert registry.decide_alias({**lost, "decile_mape": 0.5, "gini": 0.4}, None, None)[0] == "challenger"
+    table = render_scores({**lost, "future_gini": 0.6, "baseline_future_gini": 0.4}).splitlines()
+    assert [line.split()[0] for line in table if "worse than the baseline" in line] == ["decile_mape"]
+
+
 def test_equal_model_is_promoted_by_the_rule():
     """At least as good on the same cohort (within tolerance) becomes champion; clearly worse does not."""
     champ = {"gini": 0.80, "decile_mape": 0.30}
@@ -244,3 +261,18 @@ def test_untracked_training_fits_the_same_model_and_writes_no_store(store, tmp_p
     assert untracked.results[0].candidate == tracked.results[0].candidate
     assert untracked.results[0].scores == tracked.results[0].scores
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refund_after_midnight_does_not_push_as_of_past_the_wall_clock():
+    """Data ending at 00:16 today: the default as_of is today 00:00 (today is not complete), not tomorrow."""
+    from datetime import datetime
+
+    from pltv.train import complete_until
+
+    now = datetime(2026, 12, 1, 0, 30)
+    assert complete_until("2026-12-01 00:16:00", now=now) == datetime(2026, 12, 1)
+    assert complete_until("2026-11-30 23:59:00", now=now) == datetime(2026, 12, 1)
+    assert complete_until("2026-10-31 23:56:24", now=now) == datetime(2026, 11, 1)
+    assert complete_until("2026-12-01 00:16:00+01:00", now=now) == datetime(
+        2026, 12, 1
+    )  # 23:16 UTC the day before
