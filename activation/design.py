@@ -7,15 +7,19 @@ ranked table, the reasons and the :class:`~activation.spec.EventSpec`. The I/O (
 logging) lives in :mod:`activation.design_io`.
 
 The choice rule (documented in ``docs/architecture.md`` and configurable through :class:`DesignOptions`):
-among candidates that break no rule, take the best future-only Gini — the honest measure of what the
-model knows beyond the revenue already seen at the send day; candidates within ``tolerance`` of that best
-count as equally good, and among those the earliest send day wins (earlier signal, more of Meta's time
-budget left); ties then go to the higher future-only Gini, then the lower decile calibration error, then
-the mode order ``append_value`` (Meta's official delayed pLTV) > ``custom_value`` > ``threshold``.
+among candidates that break no rule — including the campaign's attribution setting (``attribution_days``:
+1-day or 7-day click; a custom event whose ``event_time`` falls after the click window cannot be
+attributed) — take the most accurate one: the best future-only Gini, the honest measure of what the model
+knows beyond the revenue already seen at the send day. Meta's pLTV guide: "sending pLTV values faster does
+not currently improve performance": send the most accurate value you can within 7 days. Exact ties go to
+the lower decile calibration error, then the mode order ``append_value`` (Meta's official delayed pLTV) >
+``custom_value`` > ``threshold``, then the earlier send day. An explicit ``tolerance`` (opt-in) instead
+treats candidates within it of the best as equally good and takes the earliest send day among them.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +55,8 @@ DATASET_WEEKS = 4  # ... in each of the last 4 weeks
 DATASET_RULE = f"dataset>={MIN_DATASET_EVENTS_PER_WEEK}/week(each of {DATASET_WEEKS})"
 LEARNING_EVENTS_PER_AD_SET_WEEK = 50
 APPEND_WINDOW_DAYS = 7.0
-ATTRIBUTION_WINDOW_DAYS = 7.0
+ATTRIBUTION_WINDOW_DAYS = 7  # Meta's default attribution setting: 7-day click
+ATTRIBUTION_SETTINGS = (1, 7)  # 1-day click, 7-day click
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,13 +65,22 @@ class DesignOptions:
     send_days: tuple[int, ...] | None = None  # None: every day with a registered champion
     ad_sets: int = 1
     currency: str = "USD"
-    tolerance: float = 0.02  # future-Gini difference treated as equal quality
+    attribution_days: int = ATTRIBUTION_WINDOW_DAYS  # the campaign's click window: 1 or 7 days
+    tolerance: float | None = None  # opt-in: future-Gini gap treated as equal quality (earliest day wins)
     cadence_days: float = 1.0  # the daily job sends a send moment up to this long after it
     safety_days: float = 0.25  # retries, late runs
     thresholds: tuple[float, ...] = THRESHOLD_SHARES
     mappings: tuple[str, ...] = KINDS
     event_name_template: str = "pLTV_D{send_day}"
     threshold_name_template: str = "pLTV_top{pct}_D{send_day}"
+
+    def __post_init__(self) -> None:
+        if self.attribution_days not in ATTRIBUTION_SETTINGS:
+            raise ValueError(
+                f"attribution window must be 1 (1-day click) or 7 (7-day click) days, got {self.attribution_days}"
+            )
+        if self.tolerance is not None and not (0 <= self.tolerance < 1):
+            raise ValueError(f"tolerance must be a future-only Gini gap in [0, 1), got {self.tolerance}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +97,9 @@ class Population:
     append_share: float  # AppendValue events the builder lets through (also needs the conversion's ids)
     deliverable_by_week: tuple[float, ...] = ()
     append_by_week: tuple[float, ...] = ()
+    # mode -> {pre-send skip reason: users}, each user under the first reason the builder checks
+    skip_reasons: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    users: int = 0  # recent signups the shares are taken over
 
     def share(self, mode: str) -> float:
         return self.append_share if mode == "append_value" else self.deliverable_share
@@ -236,8 +253,10 @@ def rules_broken(
             broken.append("append_after_conversion")
         if delay > APPEND_WINDOW_DAYS:
             broken.append("append_within_7d")
-    elif delay > ATTRIBUTION_WINDOW_DAYS:
-        broken.append("attribution_window_7d")
+    elif candidate.send_day >= options.attribution_days:
+        # event_time = signup + send day, and the click came before the signup: a send day equal to the
+        # click window is already outside it, so the event cannot be attributed to the campaign
+        broken.append(attribution_rule(options))
     name = event_name_for(candidate, options)
     if candidate.mode != "append_value" and (not _CUSTOM_EVENT_RE.match(name) or name in STANDARD_EVENTS):
         broken.append("custom_event_name")
@@ -246,61 +265,138 @@ def rules_broken(
     return broken
 
 
-def _rank(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+def attribution_rule(options: DesignOptions) -> str:
+    """The rule name for the campaign's click window (``attribution_window_7d``)."""
+    return f"attribution_window_{options.attribution_days}d"
+
+
+def _rank(table: pd.DataFrame, tolerance: float | None) -> pd.DataFrame:
     ok = table["broken"].str.len() == 0
     best = table.loc[ok, "future_gini"].max() if ok.any() else np.nan
-    within = ok & (table["future_gini"] >= best - tolerance)
+    within = ok & (table["future_gini"] >= best - (tolerance or 0.0))
     table = table.assign(
         eligible=ok,
         within_tolerance=within,
-        _day=np.where(within, table["send_day"], 0),  # earliest day first only among the equally good
+        # with an opted-in tolerance the earliest day wins among the equally good; otherwise accuracy first
+        _day=np.where(within, table["send_day"], 0) if tolerance is not None else 0,
         _mode=table["mode"].map({m: i for i, m in enumerate(MODE_PREFERENCE)}),
         _mape=table["decile_mape"].fillna(np.inf),
     )
     table = table.sort_values(
-        ["eligible", "within_tolerance", "_day", "future_gini", "_mape", "_mode"],
-        ascending=[False, False, True, False, True, True],
+        ["eligible", "within_tolerance", "_day", "future_gini", "_mape", "_mode", "send_day"],
+        ascending=[False, False, True, False, True, True, True],
         kind="stable",
     ).drop(columns=["_day", "_mode", "_mape"])
     return table.reset_index(drop=True)
+
+
+def max_ad_sets(weekly_volume: float) -> int:
+    """How many ad sets one event's weekly volume lets leave the learning phase (~50 events each a week)."""
+    return int(math.floor(weekly_volume / LEARNING_EVENTS_PER_AD_SET_WEEK + 1e-9))
+
+
+def _learning_rule(options: DesignOptions) -> str:
+    return f"learning>={LEARNING_EVENTS_PER_AD_SET_WEEK}x{options.ad_sets}/week"
 
 
 def choose(table: pd.DataFrame, options: DesignOptions) -> tuple[pd.DataFrame, pd.Series | None, str]:
     ranked = _rank(table, options.tolerance)
     if not ranked["eligible"].any():
         common = ranked["broken"].explode().value_counts().head(3)
-        return (
-            ranked,
-            None,
-            (
-                "no candidate satisfies every rule; most often broken: "
-                + ", ".join(f"{rule} ({n})" for rule, n in common.items())
-            ),
+        reason = "no candidate satisfies every rule; most often broken: " + ", ".join(
+            f"{rule} ({n})" for rule, n in common.items()
         )
+        learning = _learning_rule(options)
+        only_volume = ranked[ranked["broken"].map(lambda rules: list(rules) == [learning])]
+        if len(only_volume):
+            volume = float(only_volume["weekly_volume"].max())
+            n = max_ad_sets(volume)
+            reason += (
+                f"; the volume supports at most {n} ad set(s) (~{volume:,.0f} events/week at "
+                f"{LEARNING_EVENTS_PER_AD_SET_WEEK} per ad set): "
+                + (f"rerun with --ad-sets {n}" if n else "no ad set leaves the learning phase")
+            )
+        return ranked, None, reason
     winner = ranked.iloc[0]
-    best = ranked.loc[ranked["eligible"], "future_gini"].max()
-    later = ranked[ranked["eligible"] & (ranked["send_day"] > winner["send_day"])]
-    reason = (
-        f"{winner['candidate']} wins: future-only Gini {winner['future_gini']:.3f} is within "
-        f"{options.tolerance:.3f} of the best eligible ({best:.3f}) and it is the earliest such send day"
-    )
-    if len(later):
-        gain = later["future_gini"].max() - winner["future_gini"]
-        reason += f"; waiting longer would gain at most {gain:+.3f} future-only Gini"
-    earlier = ranked[ranked["eligible"] & (ranked["send_day"] < winner["send_day"])]
+    eligible = ranked[ranked["eligible"]]
+    best = eligible["future_gini"].max()
+    if options.tolerance is None:
+        reason = (
+            f"{winner['candidate']} wins: the most accurate eligible candidate (future-only Gini "
+            f"{winner['future_gini']:.3f}); Meta's pLTV guide: sending sooner does not improve performance, "
+            "send the most accurate value you can within 7 days"
+        )
+    else:
+        reason = (
+            f"{winner['candidate']} wins: future-only Gini {winner['future_gini']:.3f} is within the "
+            f"opted-in tolerance {options.tolerance:.3f} of the best eligible ({best:.3f}) and it is the "
+            "earliest such send day"
+        )
+    if winner["mode"] != "append_value":
+        reason += (
+            f"; its event_time (signup + {int(winner['send_day'])} days) fits the {options.attribution_days}-day "
+            "click attribution window"
+        )
+    earlier = eligible[eligible["send_day"] < winner["send_day"]]
     if len(earlier):
         e = earlier.sort_values("future_gini", ascending=False).iloc[0]
-        reason += (
-            f"; the best earlier send day ({e['candidate']}) reaches only {e['future_gini']:.3f}, "
-            f"more than {options.tolerance:.3f} below"
-        )
+        reason += f"; the best earlier send day ({e['candidate']}) reaches {e['future_gini']:.3f}"
+    later = ranked[ranked["send_day"] > winner["send_day"]]
+    if len(later):
+        if later["eligible"].any():
+            gain = later.loc[later["eligible"], "future_gini"].max() - winner["future_gini"]
+            reason += f"; later send days reach at most {gain:+.3f} future-only Gini"
+        else:
+            valued = later[later["mode"] != "threshold"]  # threshold events break volume rules by design
+            rules = sorted({rule for rules in (valued if len(valued) else later)["broken"] for rule in rules})
+            reason += f"; later send days are not eligible ({', '.join(rules)})"
     if winner["mode"] != "threshold":
         reason += f"; its values track actual LTV with Pearson {winner['pearson']:.2f}"
-    same = ranked[ranked["eligible"] & (ranked["send_day"] == winner["send_day"])
-                  & (ranked["future_gini"] == winner["future_gini"]) & (ranked["mode"] != winner["mode"])]  # fmt: skip
+    same = eligible[(eligible["send_day"] == winner["send_day"])
+                    & (eligible["future_gini"] == winner["future_gini"]) & (eligible["mode"] != winner["mode"])]  # fmt: skip
     if len(same):
         reason += f"; on equal quality the mode order is {' > '.join(MODE_PREFERENCE)}"
     return ranked, winner, reason
+
+
+def presend_note(population: Population, modes: Sequence[str]) -> str | None:
+    """Why recent users would not be sent, per mode: the top pre-send skip reasons with counts."""
+    parts = []
+    for mode in dict.fromkeys("append_value" if m == "append_value" else "custom_value" for m in modes):
+        reasons = population.skip_reasons.get(mode) or {}
+        if not reasons:
+            continue
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        label = "AppendValue" if mode == "append_value" else "custom/threshold events"
+        of = f" of {population.users:,}" if population.users else ""
+        parts.append(
+            f"{label} {population.share(mode):.0%} sendable; not sendable{of}: "
+            + ", ".join(f"{reason} {n:,}" for reason, n in top)
+        )
+    if not parts:
+        return None
+    return (
+        "why recent users are not sendable (each user under the first check the daily job's builder fails; "
+        "fill the column or map it in [source.columns.users]): " + "; ".join(parts)
+    )
+
+
+def ad_set_note(result_table: pd.DataFrame, winner: pd.Series | None, options: DesignOptions) -> str | None:
+    """How many ad sets the winner's volume supports, against ``--ad-sets``."""
+    if winner is None:
+        return None
+    volume = float(winner["weekly_volume"])
+    return (
+        f"ad sets: ~{volume:,.0f} events/week support up to {max_ad_sets(volume)} ad set(s) at "
+        f"{LEARNING_EVENTS_PER_AD_SET_WEEK} events per ad set per week (asked: --ad-sets {options.ad_sets})"
+    )
+
+
+SPEARMAN_NOTE = (
+    "spearman/gini here are measured on the value the event carries (floored at 1): the floor ties the "
+    "low predictions together as actual LTV ties the non-payers at 0, so spearman can read far higher "
+    "than train's, which ranks the raw prediction"
+)
 
 
 def design(
@@ -352,7 +448,9 @@ def design(
     spec = None
     if winner is not None:
         spec = _spec_for(winner, holdouts[int(winner["send_day"])], models, horizon_days, options, now)
-    return DesignResult(table=ranked, winner=winner, reason=reason, spec=spec)
+    notes = [note for note in (presend_note(population, ranked["mode"].unique()),
+                               ad_set_note(ranked, winner, options), SPEARMAN_NOTE) if note]  # fmt: skip
+    return DesignResult(table=ranked, winner=winner, reason=reason, spec=spec, notes=notes)
 
 
 def _spec_for(

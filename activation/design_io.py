@@ -65,10 +65,11 @@ def population_stats(
                           deliverable_by_week=(0.0,) * weeks, append_by_week=(0.0,) * weeks)  # fmt: skip
     signup = pd.to_datetime(recent["signup_at"], utc=True)
     week = ((signup - _utc(start)) // pd.Timedelta(weeks=1)).clip(0, weeks - 1).to_numpy(int)
-    sendable = {
+    checked = {
         mode: _sendable(recent, signup, ids, mode, _utc(as_of), default_region)
         for mode in ("custom_value", "append_value")
     }
+    sendable = {mode: ok for mode, (ok, _) in checked.items()}
     by_week = {
         mode: tuple(float(n) for n in np.bincount(week[ok], minlength=weeks)) for mode, ok in sendable.items()
     }
@@ -78,6 +79,8 @@ def population_stats(
         append_share=float(sendable["append_value"].mean()),
         deliverable_by_week=by_week["custom_value"],
         append_by_week=by_week["append_value"],
+        skip_reasons={mode: reasons for mode, (_, reasons) in checked.items()},
+        users=len(recent),
     )
 
 
@@ -105,8 +108,9 @@ def _sendable(
     mode: str,
     moment: pd.Timestamp,
     default_region: str,
-) -> np.ndarray:
-    """Per row, whether the daily job would send this user's ``mode`` event at their send moment.
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Per row, whether the daily job would send this user's ``mode`` event at their send moment, and the
+    plan's skip-reason counts (why the others would not be sent).
 
     Every user's clock is moved to one common send moment, ``moment`` (signup, and the conversion's send
     time by the same offset): the builder's time checks only compare those times with each other, so one
@@ -122,9 +126,8 @@ def _sendable(
         )
     plan = plan_events(users, settings, now=moment, id_columns=ids, default_region=default_region)
     sent = {e.event_id for e in plan.events}
-    return np.array(
-        [event_id_for(settings.spec_id, u) in sent for u in users["user_id"].tolist()], dtype=bool
-    )
+    ok = np.array([event_id_for(settings.spec_id, u) in sent for u in users["user_id"].tolist()], dtype=bool)
+    return ok, plan.skip_reasons()
 
 
 def design_from_registry(

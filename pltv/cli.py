@@ -215,18 +215,41 @@ def design(
         str, typer.Option("--mode", help="auto | append_value | custom_value | threshold.")
     ] = "auto",
     send_days: Annotated[
-        str | None, typer.Option("--send-days", help="Candidate send days (default: every registered one).")
+        str | None,
+        typer.Option(
+            "--send-days",
+            help="Candidate send days, comma-separated, e.g. 1,3 (default: every day with a champion).",
+        ),
     ] = None,
     ad_sets: Annotated[int, typer.Option("--ad-sets", min=1, help="Ad sets sharing the event.")] = 1,
+    attribution_window: Annotated[
+        int,
+        typer.Option(
+            "--attribution-window",
+            help="The campaign's click attribution window in days: 7 (7-day click, Meta's default) or 1.",
+        ),
+    ] = 7,
     tolerance: Annotated[
-        float, typer.Option("--tolerance", min=0.0, help="Future-Gini gap treated as equal quality.")
-    ] = 0.02,
+        float | None,
+        typer.Option(
+            "--tolerance",
+            min=0.0,
+            help="Opt in: treat candidates within this future-only Gini of the best as equal and take the "
+            "earliest send day (default: the most accurate eligible candidate wins).",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the EventSpec JSON.")] = Path(
         "eventspec.json"
     ),
     config: ConfigOpt = None,
 ) -> None:
-    """Design the event Meta optimizes on from the registered models' holdouts; write an EventSpec."""
+    """Design the event Meta optimizes on from the registered models' holdouts; write an EventSpec.
+
+    \b
+    Exit codes: 0 a spec was written; 1 no candidate satisfies every rule (nothing written; the output
+    names the rules and what to change); 2 it could not start (no MLflow store or champion, unreadable
+    source, bad options or pltv.toml).
+    """
     from activation.design import DesignOptions, render_send_days, render_table
     from activation.design_io import design_from_registry
     from activation.errors import ActivationError
@@ -239,10 +262,11 @@ def design(
             send_days=parse_send_days(send_days) if send_days else None,
             ad_sets=ad_sets,
             currency=cfg.source.currency,
+            attribution_days=attribution_window,
             tolerance=tolerance,
         )
         result, path = design_from_registry(cfg, options, out=out)
-    except (PltvError, ActivationError) as exc:
+    except (PltvError, ActivationError, ValueError) as exc:
         raise _fail(exc) from exc
     typer.echo(render_table(result))
     typer.echo("")
