@@ -8,14 +8,14 @@ This module is the one place allowed to import both packages and to read environ
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pltv.config import Config, resolve_config
-from pltv.errors import PltvError
+from pltv.errors import ConfigError, PltvError
 
 app = typer.Typer(
     name="pltv",
@@ -23,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: flags print as flags (rich's table gives every flag a `<bool>` type column, which
+    # reads as if `--dry-run true` were expected) and paragraphs wrap whole at the terminal's width.
+    rich_markup_mode=None,
 )
 
 ConfigOpt = Annotated[
@@ -39,6 +42,14 @@ SourceOpt = Annotated[
 def _fail(exc: Exception, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def parse_date(text: str, flag: str) -> date:
+    """``YYYY-MM-DD`` as a date; anything else (``11/01/2026``) a message naming the flag and the format."""
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise ConfigError(f"{flag} must be a date YYYY-MM-DD (UTC), e.g. 2026-11-01; got {text!r}") from exc
 
 
 def _config(path: Path | None) -> Config:
@@ -62,6 +73,7 @@ def sample_data(
     from pltv.sample import generate_sample
 
     try:
+        parse_date(end, "--end")
         summary = generate_sample(out, n_users=users, seed=seed, end=end)
     except PltvError as exc:
         raise _fail(exc) from exc
@@ -145,7 +157,8 @@ def sandbox(
 def train_command(
     source: SourceOpt = None,
     send_days: Annotated[
-        str | None, typer.Option("--send-days", help="Comma-separated send days (default 0,1,3,7).")
+        str | None,
+        typer.Option("--send-days", help="Send days to train, comma-separated, e.g. 0,1,3,7 (the default)."),
     ] = None,
     horizon_days: Annotated[
         int | None, typer.Option("--horizon-days", min=1, help="Label window in days (default 365).")
@@ -166,14 +179,14 @@ def train_command(
         bool | None,
         typer.Option(
             "--promote/--no-promote",
-            help="Force or forbid the champion alias (default: champion only if at least as good).",
+            help="Force or forbid the champion alias (default: champion only if it beats its baseline "
+            "and is at least as good as the current champion).",
         ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Train one pLTV model per send day, evaluate it out of time, log and register it in MLflow."""
     from pltv.config import parse_send_days
-    from pltv.errors import ConfigError
     from pltv.evaluate import render_scores
     from pltv.tracking import ui_command
     from pltv.train import train
@@ -183,10 +196,7 @@ def train_command(
         days = parse_send_days(send_days) if send_days else cfg.train.send_days
         horizon = horizon_days or cfg.train.horizon_days
         if as_of is not None:
-            try:
-                datetime.fromisoformat(as_of)
-            except ValueError as exc:
-                raise ConfigError(f"--as-of must be a date YYYY-MM-DD, got {as_of!r}") from exc
+            parse_date(as_of, "--as-of")
         result = train(
             cfg.source,
             send_days=days,
@@ -245,7 +255,6 @@ def design(
 ) -> None:
     """Design the event Meta optimizes on from the registered models' holdouts; write an EventSpec.
 
-    \b
     Exit codes: 0 a spec was written; 1 no candidate satisfies every rule (nothing written; the output
     names the rules and what to change); 2 it could not start (no MLflow store or champion, unreadable
     source, bad options or pltv.toml).

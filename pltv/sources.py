@@ -175,7 +175,8 @@ def _check_timestamps(con, table: str, columns: dict[str, str], key: str) -> lis
         if count:
             raise DataQualityError(
                 f"table '{table}', column '{column}': {count:,} value(s) are not parseable timestamps "
-                f"(first {key} = {example}); use ISO 8601 in UTC, e.g. 2026-01-31T12:00:00Z"
+                f"(first {key} = {example}); use ISO 8601, e.g. 2026-01-31T12:00:00Z or 2026-01-31 13:00:00+01:00 "
+                "(an offset or zone is converted to UTC; a timestamp without one is taken as UTC)"
             )
         exprs.append(f"{expr} AS {quote_ident(column)}")
     return exprs
@@ -248,8 +249,19 @@ def _build_transactions(con, columns: dict[str, str], currency: str, cutoff: dat
         "WHERE revenue IS NOT NULL AND TRY_CAST(revenue AS DOUBLE) IS NULL",
     )
     if bad:
+        (commas,) = con.execute(
+            "SELECT count(*) FROM mapped_transactions WHERE TRY_CAST(revenue AS DOUBLE) IS NULL "
+            r"AND regexp_matches(trim(revenue::VARCHAR), '^-?[0-9.]*[0-9],[0-9]+$')"
+        ).fetchone()
+        hint = (
+            f"; {commas:,} of them look like decimal commas (12,50): export numbers with a decimal point "
+            "(a semicolon-separated CSV from a spreadsheet often uses the comma as decimal separator)"
+            if commas
+            else ""
+        )
         raise DataQualityError(
             f"table 'transactions', column 'revenue': {bad:,} value(s) are not numbers (first {key} = {example})"
+            + hint
         )
     if "currency" in columns:
         found = [

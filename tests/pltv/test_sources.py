@@ -221,6 +221,25 @@ def test_unparseable_revenue_is_an_error(tmp_path):
         open_source(root)
 
 
+def test_semicolon_csv_with_decimal_commas_hints_at_the_separator(tmp_path):
+    """A spreadsheet export (`;` between fields, `,` as decimal separator) says so instead of "not numbers"."""
+    root = _write_csv_folder(tmp_path / "csv", _users(), _transactions())
+    tx = _transactions().astype({"revenue": str})
+    tx["revenue"] = tx["revenue"].str.replace(".", ",", regex=False)
+    (root / "transactions.csv").write_text(tx.to_csv(index=False, sep=";"))
+    with pytest.raises(DataQualityError, match=r"not numbers.*look like decimal commas.*decimal point"):
+        open_source(root)
+
+
+def test_a_bad_timestamp_hint_says_offsets_are_converted(tmp_path):
+    """The hint asks for ISO 8601 and says zoned timestamps are converted to UTC (they are)."""
+    users = _users().astype({"signup_at": str})
+    users.loc[1, "signup_at"] = "31/01/2026"
+    root = _write_csv_folder(tmp_path / "csv", users, _transactions())
+    with pytest.raises(DataQualityError, match=r"ISO 8601.*\+01:00.*converted to UTC"):
+        open_source(root)
+
+
 def test_bad_rows_are_dropped_and_counted(tmp_path):
     """Duplicate ids, unknown users, rows before signup and null revenue are dropped and counted."""
     tx = _transactions()
