@@ -8,6 +8,7 @@ This module is the one place allowed to import both packages and to read environ
 from __future__ import annotations
 
 import os
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -70,11 +71,13 @@ def sample_data(
     ] = "2026-11-01",
 ) -> None:
     """Write a realistic DTC/subscription warehouse export (Parquet) for demos, tests and benchmarks."""
+    from pltv.progress import Progress
     from pltv.sample import generate_sample
 
     try:
         parse_date(end, "--end")
-        summary = generate_sample(out, n_users=users, seed=seed, end=end)
+        with Progress.for_stream(sys.stdout) as progress:
+            summary = generate_sample(out, n_users=users, seed=seed, end=end, progress=progress)
     except PltvError as exc:
         raise _fail(exc) from exc
     typer.echo(
@@ -188,6 +191,7 @@ def train_command(
     """Train one pLTV model per send day, evaluate it out of time, log and register it in MLflow."""
     from pltv.config import parse_send_days
     from pltv.evaluate import render_scores
+    from pltv.progress import Progress
     from pltv.tracking import ui_command
     from pltv.train import train
 
@@ -197,17 +201,18 @@ def train_command(
         horizon = horizon_days or cfg.train.horizon_days
         if as_of is not None:
             parse_date(as_of, "--as-of")
-        result = train(
-            cfg.source,
-            send_days=days,
-            horizon_days=horizon,
-            as_of=as_of,
-            tracking_uri=cfg.mlflow.tracking_uri,
-            experiment=cfg.mlflow.experiment,
-            model_name=model_name or cfg.mlflow.model_name,
-            promote=promote,
-            progress=typer.echo,
-        )
+        with Progress.for_stream(sys.stdout) as progress:
+            result = train(
+                cfg.source,
+                send_days=days,
+                horizon_days=horizon,
+                as_of=as_of,
+                tracking_uri=cfg.mlflow.tracking_uri,
+                experiment=cfg.mlflow.experiment,
+                model_name=model_name or cfg.mlflow.model_name,
+                promote=promote,
+                progress=progress,
+            )
     except PltvError as exc:
         raise _fail(exc) from exc
     for item in result.results:

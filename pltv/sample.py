@@ -566,27 +566,42 @@ def _arrow_table(df: pd.DataFrame) -> pa.Table:
     return table.select(list(df.columns))
 
 
-def _write_parts(df: pd.DataFrame, folder: Path, rows_per_part: int) -> None:
+def _write_parts(df: pd.DataFrame, folder: Path, rows_per_part: int, on_part=lambda rows: None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("part-*.parquet"):
         old.unlink()
     table = _arrow_table(df)
     for i, start in enumerate(range(0, max(len(df), 1), rows_per_part)):
-        pq.write_table(
-            table.slice(start, rows_per_part), folder / f"part-{i:05d}.parquet", compression="zstd"
-        )
+        part = table.slice(start, rows_per_part)
+        pq.write_table(part, folder / f"part-{i:05d}.parquet", compression="zstd")
+        on_part(part.num_rows)
 
 
-def generate_sample(out: str | Path, *, n_users: int, seed: int, end: str = "2026-11-01") -> dict:
-    """Write ``users.parquet``, ``transactions/`` and ``events/`` (part files) under ``out``."""
+def generate_sample(
+    out: str | Path, *, n_users: int, seed: int, end: str = "2026-11-01", progress=None
+) -> dict:
+    """Write ``users.parquet``, ``transactions/`` and ``events/`` (part files) under ``out``.
+
+    ``progress``: a :class:`~pltv.progress.Progress` (or a line writer) for the generate and write stages."""
+    from pltv.progress import Progress
+
+    progress = Progress.coerce(progress)
     t0 = time.perf_counter()
-    users, tx, events = generate_tables(n_users, seed=seed, end=end)
+    with progress.stage(f"generate {n_users:,} users (seed {seed})", unit="users") as stage:
+        users, tx, events = generate_tables(n_users, seed=seed, end=end)
+        stage.advance(len(users))
+        stage.done(f"{len(tx):,} transactions, {len(events):,} events")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(_arrow_table(users), out / "users.parquet", compression="zstd")
-    part_rows = max(50_000, len(tx) // 8 + 1)
-    _write_parts(tx, out / "transactions", part_rows)
-    _write_parts(events, out / "events", max(200_000, len(events) // 8 + 1))
+    with progress.stage(f"write {out / 'users.parquet'}", total=len(users), unit="rows") as stage:
+        pq.write_table(_arrow_table(users), out / "users.parquet", compression="zstd")
+        stage.advance(len(users))
+    for name, frame, rows in (
+        ("transactions", tx, max(50_000, len(tx) // 8 + 1)),
+        ("events", events, max(200_000, len(events) // 8 + 1)),
+    ):
+        with progress.stage(f"write {out / name}/", total=len(frame), unit="rows") as stage:
+            _write_parts(frame, out / name, rows, on_part=stage.advance)
     return {
         "users": len(users),
         "transactions": len(tx),

@@ -49,6 +49,7 @@ from pltv.features import (
     to_utc_naive,
 )
 from pltv.models import EarlyRevenueMultiple, make_model
+from pltv.progress import Progress
 
 _SMALL = {"num_leaves": 7, "min_child_samples": 80, "n_estimators": 200, "learning_rate": 0.04}
 _MEDIUM = {"num_leaves": 15, "min_child_samples": 40, "n_estimators": 250, "learning_rate": 0.04}
@@ -137,9 +138,14 @@ def _validation_folds(train: pd.DataFrame, folds: int) -> list[tuple[pd.Series, 
 
 
 def choose_model(
-    train: pd.DataFrame, *, folds: int = 3, candidates: dict[str, tuple[str, dict]] | None = None
+    train: pd.DataFrame,
+    *,
+    folds: int = 3,
+    candidates: dict[str, tuple[str, dict]] | None = None,
+    on_fit: Callable[[], None] = lambda: None,
 ) -> tuple[str, pd.DataFrame]:
-    """``(candidate, validation table)`` from forward-chained validation in training."""
+    """``(candidate, validation table)`` from forward-chained validation in training (``on_fit`` after
+    each of the ``len(candidates) × folds`` fits)."""
     candidates = candidates or CANDIDATES
     splits = _validation_folds(train, folds)
     rows = []
@@ -149,6 +155,7 @@ def choose_model(
             fit, val = train[fit_mask], train[val_mask]
             fit.attrs, val.attrs = train.attrs, train.attrs
             model = make_model(kind, **params).fit(fit, fit["actual_ltv"])
+            on_fit()
             preds.append(model.predict_future(val))
             parts.append(val)
         val = pd.concat(parts)
@@ -171,6 +178,11 @@ def choose_model(
     return str(best["candidate"]), table.reset_index(drop=True)
 
 
+def fits_per_send_day(*, folds: int = 3, candidates: dict | None = None) -> int:
+    """Model fits :func:`fit_send_day` makes: every candidate on every fold, then the final fit."""
+    return len(candidates or CANDIDATES) * folds + 1
+
+
 def fit_send_day(
     frame: pd.DataFrame,
     *,
@@ -180,8 +192,10 @@ def fit_send_day(
     folds: int = 3,
     candidates: dict[str, tuple[str, dict]] | None = None,
     selection_rows: int = 50_000,
+    on_fit: Callable[[], None] = lambda: None,
 ) -> SendDayResult:
-    """Split, choose, fit, recalibrate and evaluate one send day on a matured features frame."""
+    """Split, choose, fit, recalibrate and evaluate one send day on a matured features frame
+    (``on_fit`` after each model fit: :func:`fits_per_send_day` in all)."""
     started = time.perf_counter()
     frame = frame[frame["actual_ltv"].notna()]
     if len(frame) < MIN_MATURED:
@@ -200,9 +214,10 @@ def fit_send_day(
     if len(train) > selection_rows:  # bound the cost of choosing at scale; the final fit uses every user
         chooser = train.sample(n=selection_rows, random_state=0).sort_values("signup_at", kind="stable")
         chooser.attrs = frame.attrs
-    name, validation = choose_model(chooser, folds=folds, candidates=candidates)
+    name, validation = choose_model(chooser, folds=folds, candidates=candidates, on_fit=on_fit)
     kind, params = candidates[name]
     model = make_model(kind, **params).fit(train, train["actual_ltv"]).recalibrate(train, train["actual_ltv"])
+    on_fit()
     baseline = EarlyRevenueMultiple().fit(train, train["actual_ltv"])
     holdout = holdout_frame(
         test, send_day=send_day, predicted_ltv=model.predict(test), baseline_ltv=baseline.predict(test)
@@ -318,7 +333,7 @@ def train(
     model_name: str = "pltv_d{send_day}",
     promote: bool | None = None,
     test_fraction: float = 0.2,
-    progress: Callable[[str], None] = lambda message: None,
+    progress: Progress | Callable[[str], None] | None = None,
     now: datetime | None = None,
 ) -> TrainResult:
     """Train, evaluate and (with a ``tracking_uri``) log and register one model per send day.
@@ -327,7 +342,8 @@ def train(
     one registered version per send day (``tracking_uri=None`` skips MLflow). Raises
     :class:`~pltv.errors.InsufficientDataError` when a send day has too few matured users/payers, before
     anything is logged or registered. ``now`` (default: the wall clock) bounds the default ``as_of``
-    (:func:`complete_until`).
+    (:func:`complete_until`). ``progress``: a :class:`~pltv.progress.Progress` (stages with counts and
+    ETA), a line writer, or ``None`` (silent).
     """
     from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
@@ -356,23 +372,29 @@ def train(
                 f"users signed up in the last {horizon_days} days before it would be cut short and count as "
                 f"matured; use an as_of up to {complete:%Y-%m-%d}"
             )
-        progress(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
-        progress(
+        progress = Progress.coerce(progress)
+        progress.log(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
+        progress.log(
             f"as_of {as_of:%Y-%m-%d %H:%M} UTC, horizon {horizon_days} days, send days {list(send_days)}"
         )
         results = []
         for d in send_days:  # every send day is fitted before anything is logged or registered
-            progress(f"send day {d}: building features")
-            frame = build_features(
-                src.con, send_day=d, as_of=as_of, horizon_days=horizon_days, categoricals=categoricals
-            )
-            result = fit_send_day(frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction)
+            with progress.stage(f"send day {d}: features", unit="users") as stage:
+                frame = build_features(
+                    src.con, send_day=d, as_of=as_of, horizon_days=horizon_days, categoricals=categoricals
+                )
+                stage.advance(len(frame))
+            with progress.stage(f"send day {d}: model choice + fit", total=fits_per_send_day(),
+                                unit="fits") as stage:  # fmt: skip
+                result = fit_send_day(
+                    frame, send_day=d, horizon_days=horizon_days, test_fraction=test_fraction,
+                    on_fit=stage.advance,
+                )  # fmt: skip
+                stage.done(
+                    f"chose {result.candidate}; {result.split['n_train']:,} train / "
+                    f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}"
+                )
             del frame
-            progress(
-                f"send day {d}: chose {result.candidate} on validation ({result.split['n_train']:,} train / "
-                f"{result.split['n_test']:,} test users, test cohorts from {result.split['test_from']}) "
-                f"in {result.seconds:.1f}s"
-            )
             results.append(result)
         run_id = None
         if tracking_uri is not None:
@@ -381,13 +403,11 @@ def train(
                             tracking_uri=tracking_uri, experiment=experiment)
             )  # fmt: skip
             for result in results:
-                reg = _log_and_register(
-                    result, as_of=as_of, tracking_uri=tracking_uri, model_name=model_name, promote=promote
-                )
-                progress(
-                    f"send day {result.send_day}: registered {reg.name} v{reg.version} as {reg.alias} "
-                    f"({reg.reason})"
-                )
+                with progress.stage(f"send day {result.send_day}: log + register in MLflow") as stage:
+                    reg = _log_and_register(
+                        result, as_of=as_of, tracking_uri=tracking_uri, model_name=model_name, promote=promote
+                    )
+                    stage.done(f"{reg.name} v{reg.version} -> {reg.alias}")
         return TrainResult(as_of=as_of, tracking_uri=tracking_uri, run_id=run_id, results=results)
 
 
