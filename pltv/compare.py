@@ -57,6 +57,24 @@ class Comparison:
         """Label -> predicted LTV on the cohort, one entry per version (for the plot functions)."""
         return {self.labels[v]: self.holdouts[v]["predicted_ltv"].to_numpy() for v in self.versions}
 
+    @property
+    def actual_future(self) -> np.ndarray:
+        """The cohort's revenue after the send moment (the future-only label)."""
+        return self.holdouts[self.versions[0]]["actual_future"].to_numpy()
+
+    def future_predictions(self, *, baseline: bool = True) -> dict[str, np.ndarray]:
+        """Label -> what each predictor expects on top of the revenue seen at the send moment
+        (``predicted − early_net_revenue``), the versions then, with ``baseline``, the first version's baseline
+        under the label ``"baseline"``."""
+        out = {
+            self.labels[v]: (h["predicted_ltv"] - h["early_net_revenue"]).to_numpy()
+            for v, h in ((v, self.holdouts[v]) for v in self.versions)
+        }
+        if baseline:
+            h = self.holdouts[self.versions[0]]
+            out["baseline"] = (h["baseline_ltv"] - h["early_net_revenue"]).to_numpy()
+        return out
+
     def baselines(self) -> dict[str, np.ndarray]:
         """Label -> that version's baseline prediction (``baseline_k`` × early net revenue) on the cohort."""
         return {self.labels[v]: self.holdouts[v]["baseline_ltv"].to_numpy() for v in self.versions}

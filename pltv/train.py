@@ -302,7 +302,13 @@ def _log_send_day(result: SendDayResult, *, as_of: datetime) -> object:
                 holdout["actual_ltv"], preds, title=f"send day {result.send_day}: decile calibration"
             ),
             "gain_curves.png": plots.gain_curves(
-                holdout["actual_ltv"], preds, title=f"send day {result.send_day}: gain curves"
+                holdout["actual_ltv"],
+                preds,
+                future=(
+                    holdout["actual_future"].to_numpy(),
+                    {k: v - holdout["early_net_revenue"].to_numpy() for k, v in preds.items()},
+                ),
+                title=f"send day {result.send_day}: gain curves",
             ),
             "feature_importance.png": plots.feature_importance(
                 model.feature_importance(), title=f"send day {result.send_day}: feature importance"
