@@ -51,6 +51,7 @@ notebooks: $(STAMP)
 		--output-dir out/notebooks notebooks/calibration.ipynb notebooks/event_design.ipynb
 	@echo "== executed notebooks: out/notebooks/calibration.html, out/notebooks/event_design.html"
 
-# Everything the demo and the notebooks write: the venv, the MLflow store, the demo's spec/ledger/outbox.
+# What the demo, the notebooks and dry runs write: the venv, the default MLflow store, demo-out/, out/, outbox/.
+# A spec or a ledger of your own (./eventspec.json, ./pltv_ledger.duckdb) is kept: the ledger is what stops a resend.
 clean:
-	rm -rf $(VENV) demo-out out mlruns outbox eventspec.json pltv_ledger.duckdb
+	rm -rf $(VENV) demo-out out mlruns outbox
