@@ -185,7 +185,10 @@ def resolve_config(
     path: str | Path | None = None, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """What the CLI and the notebooks read: ``path`` (or ``cwd``'s ``pltv.toml``), then the store from
-    ``environ['MLFLOW_TRACKING_URI']`` when set. With ``cwd``, relative defaults are anchored to it."""
+    ``environ['MLFLOW_TRACKING_URI']`` when set. With ``cwd``, a relative ``path`` and the relative defaults
+    are anchored to it (a notebook runs in ``notebooks/``, its ``cwd`` is the repository root)."""
+    if path is not None and cwd is not None:
+        path = Path(_against(cwd, str(path)))
     config = load_config(path, cwd=cwd)
     uri = (environ or {}).get("MLFLOW_TRACKING_URI")
     if uri:

@@ -62,3 +62,19 @@ def test_inspect_with_config_from_another_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "mydata" / "export")  # from inside another folder, same answer
     result = CliRunner().invoke(app, ["inspect", "--config", "../pltv.toml"])
     assert result.exit_code == 0, result.output
+
+
+def test_resolve_config_anchors_a_relative_file_and_the_defaults_to_cwd(tmp_path, monkeypatch):
+    """A notebook's view: PLTV_CONFIG relative to the repository root, defaults under it, env store last."""
+    from pltv.config import resolve_config
+
+    _write(tmp_path / "repo" / "mydata", '[source]\npath = "export"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve_config("mydata/pltv.toml", cwd=tmp_path / "repo", environ={})
+    assert cfg.source.path == str(tmp_path / "repo" / "mydata" / "export")
+    assert cfg.mlflow.tracking_uri == f"sqlite:///{tmp_path / 'repo' / 'mlruns' / 'mlflow.db'}"
+    env = resolve_config(
+        None, cwd=tmp_path / "repo", environ={"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    )
+    assert env.mlflow.tracking_uri == "http://127.0.0.1:5000"
+    assert env.source.path == str(tmp_path / "repo" / "data" / "sample")
