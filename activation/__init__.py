@@ -4,13 +4,13 @@
 
 Delivery pipeline (what the daily job calls)::
 
-    user_data, identity_report = hash_identifiers(users, default_region="US")
-    plan = build_events(users, user_data, EventSettings(mode="custom_value", spec_id=..., send_day=3), now=as_of)
+    settings = EventSettings(mode="custom_value", spec_id=..., send_day=3)
+    plan = plan_events(users, settings, now=now, id_columns=MATCH_COLUMNS)  # presend rules, hash, build
     with Ledger(path) as ledger, CapiClient(ClientConfig(pixel_id=..., access_token=...)) as client:
         report = deliver(plan.events, plan.skipped, client=client, ledger=ledger, run=RunInfo(...))
 """
 
-from activation.client import CapiClient, ClientConfig, EventOutcome, appsecret_proof, classify, is_retryable
+from activation.client import CapiClient, ClientConfig, appsecret_proof, classify, is_retryable
 from activation.delivery import DeliveryReport, deliver
 from activation.errors import (
     AccessDenied,
@@ -21,22 +21,16 @@ from activation.errors import (
     LedgerError,
     SandboxError,
 )
-from activation.events import (
-    EventPlan,
-    EventSettings,
-    MatchQualityEstimate,
-    PlannedEvent,
-    SkippedEvent,
-    build_event,
-    build_events,
-    estimate_match_quality,
-    event_id_for,
-    validate_event,
-)
-from activation.identity import IdentityReport, hash_identifiers, normalize, user_data_for
+from activation.events import PRESEND_RULES, build_events, plan_events, presend_skips
+from activation.identity import IdentityReport, hash_identifiers
 from activation.ledger import Ledger, LedgerSummary, RunInfo
+from activation.meta import Rejection, validate_event
+from activation.normalization import normalize
+from activation.quality import MatchQualityEstimate, estimate_match_quality
 from activation.redaction import RedactionFilter, log_event, redact
 from activation.sandbox import FaultConfig, Sandbox
+from activation.settings import EventSettings, event_id_for
+from activation.types import EventOutcome, EventPlan, PlannedEvent, SkippedEvent
 
 __all__ = [
     "AccessDenied",
@@ -56,14 +50,15 @@ __all__ = [
     "LedgerError",
     "LedgerSummary",
     "MatchQualityEstimate",
+    "PRESEND_RULES",
     "PlannedEvent",
     "RedactionFilter",
+    "Rejection",
     "RunInfo",
     "Sandbox",
     "SandboxError",
     "SkippedEvent",
     "appsecret_proof",
-    "build_event",
     "build_events",
     "classify",
     "deliver",
@@ -73,7 +68,8 @@ __all__ = [
     "is_retryable",
     "log_event",
     "normalize",
+    "plan_events",
+    "presend_skips",
     "redact",
-    "user_data_for",
     "validate_event",
 ]

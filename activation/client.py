@@ -36,17 +36,19 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from activation.errors import AccessDenied, DeliveryError
-from activation.events import MAX_EVENTS_PER_REQUEST, chunk
+from activation.meta import (
+    FATAL_CODES,
+    MAX_EVENTS_PER_REQUEST,
+    REQUEST_CODES,
+    RETRYABLE_CODES,
+    SPLIT_CODES,
+    TOKEN_SUBCODE_OF_100,
+)
 from activation.redaction import log_event, redact
+from activation.types import EventOutcome
 
 log = logging.getLogger("activation.client")
 
-RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613, *range(80000, 80015)})
-FATAL_CODES = frozenset({3, 10, 102, 104, 190, *range(200, 300)})
-SPLIT_CODES = frozenset({100})  # the batch's contents were refused: bisect to find the events
-# the request itself was refused: 803 "some of the aliases you requested do not exist" (pixel id or path),
-# 2500 "unknown path components" / parse error (a Graph URL that already holds a version, say)
-REQUEST_CODES = frozenset({803, 2500})
 # a batch of at least this many events, every one refused with the same error, is a request or design
 # error (stop the run); a couple of bad events at the tail of a run are just rejected
 WHOLE_BATCH_MIN = 10
@@ -91,21 +93,6 @@ class ClientConfig:
         return tuple(s for s in (self.access_token, self.app_secret, proof) if s)
 
 
-@dataclass(frozen=True)
-class EventOutcome:
-    """What happened to one event."""
-
-    event_id: str
-    state: Literal["sent", "failed"]
-    attempts: int
-    events_received: int | None = None
-    fbtrace_id: str | None = None
-    error_code: int | None = None
-    error_subcode: int | None = None
-    error_message: str | None = None
-    retryable: bool = False  # failed only because retries ran out (a later run may retry)
-
-
 def appsecret_proof(app_secret: str, access_token: str) -> str:
     """hex(HMAC-SHA256(key=app_secret, msg=access_token)), as Meta's Secure Requests guide defines."""
     return hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest()
@@ -119,7 +106,7 @@ def classify(status: int | None, error: Mapping[str, Any] | None) -> Verdict:
         return "ok" if 200 <= status < 300 else ("retry" if status >= 500 or status == 429 else "fatal")
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
-    if code in FATAL_CODES or code in REQUEST_CODES or (code == 100 and subcode == 33):
+    if code in FATAL_CODES or code in REQUEST_CODES or (code == 100 and subcode == TOKEN_SUBCODE_OF_100):
         return "fatal"
     if code in RETRYABLE_CODES or error.get("is_transient") is True:
         return "retry"
@@ -373,7 +360,7 @@ class CapiClient:
                 subcode=subcode,
                 fbtrace_id=resp.fbtrace_id,
             )
-            token = code in FATAL_CODES or (code == 100 and subcode == 33)
+            token = code in FATAL_CODES or (code == 100 and subcode == TOKEN_SUBCODE_OF_100)
             what = "the access token or its permissions" if token else f"the request (HTTP {resp.status})"
             check = (
                 "META_ACCESS_TOKEN / META_APP_SECRET and the token's access to the pixel"
@@ -441,3 +428,10 @@ class CapiClient:
                     yield outcomes
         if fatal is not None:
             raise fatal
+
+
+def chunk(items: Sequence[Any], size: int = MAX_EVENTS_PER_REQUEST) -> list[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items; together they partition ``items`` in order."""
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    return [items[i : i + size] for i in range(0, len(items), size)]

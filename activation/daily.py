@@ -28,22 +28,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from activation.client import CapiClient, ClientConfig, request_body
+from activation.client import CapiClient, ClientConfig, chunk, request_body
 from activation.delivery import deliver
 from activation.errors import ActivationError
-from activation.events import (
-    MAX_EVENTS_PER_REQUEST,
-    chunk,
-    estimate_match_quality,
-    event_id_for,
-    plan_events,
-)
+from activation.events import plan_events
 from activation.ledger import Ledger, RunInfo
+from activation.meta import MAX_EVENTS_PER_REQUEST
+from activation.quality import estimate_match_quality
 from activation.redaction import log_event
 from activation.report import population_stability_index
+from activation.settings import event_id_for
 from activation.spec import EventSpec, load_spec
 from pltv.config import SourceConfig
-from pltv.sources import DELIVERY, IDENTIFIERS, open_source
+from pltv.contract import DELIVERY, MATCH_COLUMNS
+from pltv.sources import open_source
 
 log = logging.getLogger("activation.daily")
 
@@ -266,7 +264,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
             source.close()
             raise DailyRunError(f"cannot write the dry-run outbox {outbox}: {exc.strerror or exc}") from None
         report.outbox = outbox
-    user_cols = [c for c in (*IDENTIFIERS, "country", *DELIVERY) if c in source.user_columns]
+    user_cols = [c for c in (*MATCH_COLUMNS, *DELIVERY) if c in source.user_columns]
     with source, Ledger(options.ledger_path) as ledger:
         t = time.perf_counter()
         data_end = source.quality.data_end
@@ -307,9 +305,10 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                 t = time.perf_counter()
                 users = _users(source.con, feats["user_id"].tolist(), user_cols)
                 users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
+                users = users.merge(part[["user_id", "send_at"]], on="user_id", how="left")
                 users["predicted_ltv"] = value
 
-                id_cols = [c for c in user_cols if c in IDENTIFIERS or c == "country"]
+                id_cols = [c for c in user_cols if c in MATCH_COLUMNS]
                 plan = plan_events(
                     users, settings, now=now, id_columns=id_cols, default_region=options.default_region
                 )  # skips keep their reasons

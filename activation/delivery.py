@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 from activation.client import CapiClient
 from activation.errors import AccessDenied
-from activation.events import PlannedEvent, SkippedEvent
 from activation.ledger import Ledger, RunInfo
 from activation.redaction import log_event
+from activation.types import PlannedEvent, SkippedEvent
 
 log = logging.getLogger("activation.delivery")
 

@@ -20,7 +20,6 @@ treats candidates within it of the best as equally good and takes the earliest s
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,8 +27,16 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from activation.events import APPEND_VALUE, MODES, is_currency
+from activation.meta import (
+    APPEND_VALUE,
+    APPEND_WINDOW_DAYS,
+    ATTRIBUTION_SETTINGS,
+    ATTRIBUTION_WINDOW_DAYS,
+    is_currency,
+    is_custom_event_name,
+)
 from activation.report import reference_bins
+from activation.settings import MODES
 from activation.spec import EventSpec
 from activation.valuemap import KINDS, fit_mapping
 from pltv import metrics
@@ -37,16 +44,6 @@ from pltv import metrics
 THRESHOLD_SHARES = (0.05, 0.10, 0.20, 0.30, 0.50)
 #: On equal quality: Meta's official delayed pLTV first, then value optimization, then count optimization.
 MODE_PREFERENCE = ("append_value", "custom_value", "threshold")
-#: Meta's standard event names: a custom event must not reuse one.
-STANDARD_EVENTS = frozenset(
-    {
-        "AddPaymentInfo", "AddToCart", "AddToWishlist", "CompleteRegistration", "Contact",
-        "CustomizeProduct", "Donate", "FindLocation", "InitiateCheckout", "Lead", "PageView", "Purchase",
-        "Schedule", "Search", "StartTrial", "SubmitApplication", "Subscribe", "ViewContent", APPEND_VALUE,
-    }
-)  # fmt: skip
-_CUSTOM_EVENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
-
 # Meta's numbers (shared/capi/PLTV_GUIDE.md)
 MIN_DISTINCT_VALUES = 5
 MIN_MAX_OVER_MIN = 3.0
@@ -54,9 +51,6 @@ MIN_DATASET_EVENTS_PER_WEEK = 100
 DATASET_WEEKS = 4  # ... in each of the last 4 weeks
 DATASET_RULE = f"dataset>={MIN_DATASET_EVENTS_PER_WEEK}/week(each of {DATASET_WEEKS})"
 LEARNING_EVENTS_PER_AD_SET_WEEK = 50
-APPEND_WINDOW_DAYS = 7.0
-ATTRIBUTION_WINDOW_DAYS = 7  # Meta's default attribution setting: 7-day click
-ATTRIBUTION_SETTINGS = (1, 7)  # 1-day click, 7-day click
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,7 +252,7 @@ def rules_broken(
         # click window is already outside it, so the event cannot be attributed to the campaign
         broken.append(attribution_rule(options))
     name = event_name_for(candidate, options)
-    if candidate.mode != "append_value" and (not _CUSTOM_EVENT_RE.match(name) or name in STANDARD_EVENTS):
+    if candidate.mode != "append_value" and not is_custom_event_name(name):
         broken.append("custom_event_name")
     if not is_currency(options.currency):
         broken.append("currency_iso4217")

@@ -17,10 +17,12 @@ from activation.design import (
     design,
 )
 from activation.errors import EventSettingsError
-from activation.events import EventSettings, event_id_for, plan_events
+from activation.events import plan_events
+from activation.settings import EventSettings, event_id_for
 from activation.spec import EventSpec, SpecError, save_spec
 from pltv.config import Config
-from pltv.sources import DELIVERY, IDENTIFIERS, open_source
+from pltv.contract import DELIVERY, MATCH_COLUMNS
+from pltv.sources import open_source
 
 RECENT_WEEKS = DATASET_WEEKS
 
@@ -53,7 +55,7 @@ def population_stats(
     """
     start = as_of - timedelta(weeks=weeks)
     columns = {r[0] for r in con.execute("DESCRIBE users").fetchall()}
-    ids = [c for c in (*IDENTIFIERS, "country") if c in columns]
+    ids = [c for c in MATCH_COLUMNS if c in columns]
     extra = [c for c in DELIVERY if c in columns]
     select = ", ".join(f'"{c}"' for c in dict.fromkeys(["user_id", "signup_at", *ids, *extra]))
     recent = con.execute(
@@ -119,7 +121,7 @@ def _sendable(
     The send day's own limit on AppendValue (7 days after the conversion) is the designer's rule.
     """
     settings = EventSettings(mode=mode, spec_id="design-volume", send_day=0)  # type: ignore[arg-type]
-    users = recent.assign(signup_at=moment, predicted_ltv=1.0)
+    users = recent.assign(signup_at=moment, send_at=moment, predicted_ltv=1.0)
     if "conversion_sent_at" in users:
         users["conversion_sent_at"] = moment + (
             pd.to_datetime(recent["conversion_sent_at"], utc=True) - signup

@@ -26,9 +26,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from activation.client import EventOutcome
 from activation.errors import LedgerError
-from activation.events import PlannedEvent, SkippedEvent
+from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
 STATES = ("pending", "sent", "failed", "skipped")
 TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason

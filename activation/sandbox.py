@@ -1,7 +1,7 @@
 """A local Graph-API-compatible Conversions API endpoint, for tests, demos and staging runs.
 
 ``POST /{version}/{pixel_id}/events`` over a real loopback socket (HTTP/1.1 keep-alive, TCP_NODELAY),
-validating like Meta documents (see :func:`activation.events.validate_event`): token present, 1..1000
+validating like Meta documents (see :func:`activation.meta.validate_event`): token present, 1..1000
 events, required fields, ``event_time`` within 7 days of the sandbox's clock and not in the future,
 SHA-256 formats, ``AppendValue`` rules, insufficient-customer-information combinations. One bad event
 rejects the whole batch with a Graph-style error body. Accepted events are deduplicated on
@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from activation.client import appsecret_proof
 from activation.errors import SandboxError
-from activation.events import MAX_EVENTS_PER_REQUEST, validate_event
+from activation.meta import MAX_EVENTS_PER_REQUEST, validate_event
 
 log = logging.getLogger("activation.sandbox")
 

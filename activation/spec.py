@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from activation.errors import EventSettingsError
-from activation.events import MODES, EventSettings
+from activation.settings import MODES, EventSettings
 from activation.valuemap import ValueMapping
 
 SCHEMA_VERSION = 1

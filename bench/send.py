@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from activation.client import CapiClient, ClientConfig  # noqa: E402
-from activation.events import EventSettings, build_events, event_id_for, presend_skips  # noqa: E402
+from activation.events import build_events, presend_skips  # noqa: E402
 from activation.identity import COLUMN_KEYS, hash_identifiers  # noqa: E402
 from activation.pipeline import pipelined  # noqa: E402
+from activation.settings import EventSettings, event_id_for  # noqa: E402
 
 TOKEN = "bench-token"
 SDK_FIELDS = {  # contract column -> UserData kwarg (the SDK's raw-value API)

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from pltv.config import SourceConfig
+from pltv.contract import ATTRIBUTES, DELIVERY, IDENTIFIERS  # noqa: F401 (re-exported: the contract's groups)
 from pltv.errors import DataQualityError, SchemaError, SourceError
 from pltv.source_files import attach_raw, csv_error, describe_columns, quote_ident
 
@@ -38,15 +39,6 @@ REQUIRED = {
     "transactions": ("user_id", "occurred_at", "revenue"),
     "events": ("user_id", "occurred_at", "event_name"),
 }
-ATTRIBUTES = ("country", "platform", "channel")
-IDENTIFIERS = (
-    "email", "phone", "first_name", "last_name", "city", "state", "zip", "date_of_birth", "gender",
-    "external_id", "fbc", "fbp", "client_ip_address", "client_user_agent", "madid", "anon_id",
-)  # fmt: skip
-DELIVERY = (
-    "consent", "ldu", "event_source_url", "conversion_event_name", "conversion_event_id",
-    "conversion_order_id", "conversion_sent_at",
-)  # fmt: skip
 _BOOLEAN = ("consent", "ldu")
 _TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
                "events": ("occurred_at",)}  # fmt: skip

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from activation.client import ClientConfig
-from activation.events import PlannedEvent, event_id_for
+from activation.settings import event_id_for
+from activation.types import PlannedEvent
 
 TOKEN = "EAAB-test-token-0123456789"
 SECRET = "app-secret-abcdef"

@@ -93,7 +93,7 @@ def test_events_received_equal_eligible_users_with_spec_values_and_hashes(world,
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         users = con.execute(f"SELECT * FROM '{world['root'] / 'src' / 'users.parquet'}'").df()
-    from activation.events import event_id_for
+    from activation.settings import event_id_for
 
     users["event_id"] = [event_id_for(spec.spec_id, u) for u in users["user_id"]]
     row = users[users["event_id"] == event["event_id"]].iloc[0]
@@ -155,7 +155,7 @@ def test_a_user_meta_would_reject_is_isolated_and_reported(world, tmp_path):
         options = DailyOptions(**{**options.__dict__, "client": _options(world, tmp_path, sb).client})
         report = run_daily(options, now=NOW)
         received = {e["event_id"] for e in sb.events()}
-    from activation.events import event_id_for
+    from activation.settings import event_id_for
 
     victim_id = event_id_for(spec.spec_id, users.loc[victim, "user_id"])
     assert victim_id not in received

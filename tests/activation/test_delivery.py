@@ -139,8 +139,8 @@ def test_owed_rows_too_old_for_meta_expire_and_only_lasting_skips_are_settled(tm
     a skip for the clock (in_future) stays owed until then, a skip for the user (no_consent) is settled."""
     from datetime import UTC, datetime, timedelta
 
-    from activation.events import SkippedEvent
     from activation.status import render_status
+    from activation.types import SkippedEvent
 
     events = make_events(4, now=datetime(2026, 10, 1, tzinfo=UTC).timestamp())
     with Ledger(tmp_path / "ledger.duckdb") as ledger:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracle import build_event, user_data_for
 
 from activation.design import (
     DATASET_RULE,
@@ -25,13 +26,14 @@ from activation.design import (
     score,
 )
 from activation.design_io import population_stats, volume_note
-from activation.events import EventSettings, PlannedEvent, build_event
-from activation.identity import user_data_for
+from activation.settings import EventSettings
 from activation.spec import EventSpec, SpecError, load_spec, save_spec
+from activation.types import PlannedEvent
 from activation.valuemap import KINDS, ValueMapping, fit_mapping
 from pltv import metrics
+from pltv.contract import MATCH_COLUMNS
 from pltv.features import default_as_of
-from pltv.sources import IDENTIFIERS, open_source
+from pltv.sources import open_source
 
 BIG = Population(weekly_signups=2_000, deliverable_share=0.9, append_share=0.5)
 SAMPLE = "data/sample"
@@ -220,7 +222,7 @@ def test_population_on_the_sample_matches_what_build_event_sends():
         for user in users.to_dict("records"):
             send_at = pd.Timestamp(user["signup_at"]) + timedelta(days=1)
             run = (send_at.normalize() + timedelta(days=1, hours=1)).tz_localize("UTC")  # next daily run
-            user_data, _ = user_data_for({k: user.get(k) for k in (*IDENTIFIERS, "country")})
+            user_data, _ = user_data_for({k: user.get(k) for k in MATCH_COLUMNS})
             event = build_event(user | {"predicted_ltv": 10.0}, user_data, settings, now=run)
             sent += isinstance(event, PlannedEvent)
         assert sent == round(share * len(users)) == sum(by_week), mode
@@ -349,3 +351,31 @@ def test_a_mapping_fitted_on_actual_ltv_is_scored_out_of_sample():
     in_sample = fit_mapping("decile_means", pred, actual).apply(pred)
     assert metrics.decile_mape(actual, in_sample) < 0.01
     assert scores["decile_mape"] > 0.05 and scores["distinct_values"] >= 5
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("pLTV_D3", True),
+        ("a" * 40, True),
+        ("a" * 41, False),  # over 40: custom conversions refuse it
+        ("pLTV-D3", False),  # '-': the Pixel takes it, custom conversions do not
+        ("3pLTV", False),  # must start with a letter
+        ("Purchase", False),  # a standard event's name is not a custom event
+        ("", False),
+    ],
+)
+def test_one_custom_event_name_rule_for_settings_and_designer(name, ok):
+    """EventSettings and the designer apply the same (stricter) custom-event-name rule of activation.meta."""
+    from activation.errors import EventSettingsError
+    from activation.meta import is_custom_event_name
+
+    assert is_custom_event_name(name) is ok
+    if ok:
+        assert EventSettings(mode="custom_value", spec_id="s", send_day=1, event_name=name).event_name == name
+    else:
+        with pytest.raises(EventSettingsError, match="event_name"):
+            EventSettings(mode="custom_value", spec_id="s", send_day=1, event_name=name)
+    cand = Candidate(1, "custom_value", "calibrated")
+    broken = rules_broken(cand, _scores(cand), BIG, DesignOptions(event_name_template=name))
+    assert ("custom_event_name" in broken) is (not ok)

@@ -10,22 +10,16 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import build_event, build_one, user_data_records, with_send_at
 
+from activation.client import chunk
 from activation.errors import EventSettingsError
-from activation.events import (
-    PRESEND_REASONS,
-    EventSettings,
-    PlannedEvent,
-    SkippedEvent,
-    build_event,
-    build_events,
-    chunk,
-    estimate_match_quality,
-    event_id_for,
-    presend_skips,
-    validate_event,
-)
+from activation.events import PRESEND_REASONS, build_events, presend_skips
 from activation.identity import hash_identifiers
+from activation.meta import validate_event
+from activation.quality import estimate_match_quality
+from activation.settings import EventSettings, event_id_for
+from activation.types import PlannedEvent, SkippedEvent
 
 NOW = datetime(2026, 10, 30, tzinfo=UTC)
 UD = {"em": "a" * 64, "client_user_agent": "Mozilla/5.0", "client_ip_address": "2001:db8::1"}
@@ -46,7 +40,7 @@ def _user(**kw):
 
 def test_custom_value_event_carries_value_currency_and_send_moment():
     """custom_value sends pLTV_D{d} at signup + send_day with value and currency."""
-    ev = build_event(_user(), UD, CUSTOM, now=NOW)
+    ev = build_one(_user(), UD, CUSTOM, now=NOW)
     assert isinstance(ev, PlannedEvent)
     p = ev.payload
     assert p["event_name"] == "pLTV_D3" and p["event_time"] == int(
@@ -70,7 +64,7 @@ def test_append_value_references_the_original_conversion():
     user = _user(
         conversion_event_name="Purchase", conversion_event_id="ord-9", conversion_sent_at="2026-10-26T12:00"
     )
-    ev = build_event(user, UD, settings, now=NOW)
+    ev = build_one(user, UD, settings, now=NOW)
     assert isinstance(ev, PlannedEvent)
     assert ev.payload["event_name"] == "AppendValue"
     assert ev.payload["original_event_data"] == {"event_name": "Purchase", "event_id": "ord-9"}
@@ -124,18 +118,17 @@ def test_append_value_references_the_original_conversion():
 )
 def test_unsendable_users_are_skipped_with_a_reason(user, ud, settings, reason):
     """Every rule Meta (or the design) would refuse becomes a skip with its reason, never a bad event."""
-    out = build_event(user, ud, settings, now=NOW)
+    out = build_one(user, ud, settings, now=NOW)
     assert isinstance(out, SkippedEvent) and out.reason == reason
-    users = pd.DataFrame([user])
-    column = build_events(users, pd.DataFrame([ud]), settings, now=NOW)
-    assert column.skipped == [out]
+    assert out == build_event(user, ud, settings, now=NOW)  # the per-row reference agrees
+    users = with_send_at(pd.DataFrame([user]), settings)
     presend = presend_skips(users, settings, now=NOW).iloc[0]
     assert presend in (reason, None) and (presend is None or reason in PRESEND_REASONS)
 
 
 def test_ldu_user_gets_limited_data_use_with_geolocation():
     """An LDU user's event carries ['LDU'] with country and state 0 (Meta geolocates)."""
-    ev = build_event(_user(ldu=True), UD, CUSTOM, now=NOW)
+    ev = build_one(_user(ldu=True), UD, CUSTOM, now=NOW)
     assert ev.payload["data_processing_options"] == ["LDU"]
     assert ev.payload["data_processing_options_country"] == 0 == ev.payload["data_processing_options_state"]
 
@@ -159,7 +152,7 @@ def test_settings_refuse_what_meta_would_reject(kw, match):
 
 def test_validate_event_rejects_unhashed_email_and_old_events():
     """Unhashed hashed-keys and >7-day-old events are rejected with code 100 and Meta's subcode."""
-    good = dict(build_event(_user(), UD, CUSTOM, now=NOW).payload)
+    good = dict(build_one(_user(), UD, CUSTOM, now=NOW).payload)
     assert validate_event(good, now=NOW) is None
     bad = good | {"user_data": {"em": "someone@example.com", "client_user_agent": "x"}}
     assert validate_event(bad, now=NOW).reason == "unhashed_user_data"
@@ -180,6 +173,7 @@ def test_build_events_from_frames_skips_and_estimates_match_quality():
             "consent": [True, True, True],
         }
     )
+    users = with_send_at(users, CUSTOM)
     ud, _ = hash_identifiers(users[["email", "client_user_agent"]])
     plan = build_events(users, ud, CUSTOM, now=NOW)
     assert [e.event_id for e in plan.events] == [event_id_for("spec-1", "a")]
@@ -190,7 +184,7 @@ def test_build_events_from_frames_skips_and_estimates_match_quality():
 def test_match_quality_estimate_is_bounded():
     """The estimate is 0 with no keys and 10 with every weighted key."""
     assert estimate_match_quality([{}]).estimated_score == 0
-    from activation.events import MATCH_KEY_WEIGHTS
+    from activation.quality import MATCH_KEY_WEIGHTS
 
     assert estimate_match_quality([dict.fromkeys(MATCH_KEY_WEIGHTS, "x")]).estimated_score == 10
 
@@ -224,8 +218,6 @@ def _messy_users(n: int, seed: int) -> pd.DataFrame:
 
 
 def _per_row(users, user_data, settings):
-    from activation.identity import user_data_records
-
     uds = user_data_records(user_data.reindex(users.index))
     return [
         build_event(u, ud, settings, now=NOW) for u, ud in zip(users.to_dict("records"), uds, strict=True)
@@ -256,6 +248,7 @@ def test_column_builder_matches_the_per_row_builder(settings, signup_as):
     elif signup_as == "iso_strings":
         users["signup_at"] = users["signup_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").astype(object)
     users.loc[users.index[3::61], "client_user_agent"] = " "  # blank: missing, like a null
+    users = with_send_at(users, settings)
     ud, _ = hash_identifiers(users, default_region="US")
     # a few user_data values that validate_event must refuse: unhashed, empty list, wrong type
     ud.loc[ud.index[::97], "em"] = "someone@example.com"
@@ -295,6 +288,7 @@ def test_column_builder_matches_with_object_columns_and_missing_optional_columns
     users = users.astype(object)
     users["predicted_ltv"] = [None if v != v else str(v) for v in users["predicted_ltv"]]
     users["consent"] = [None, 1, 0, True] * 100
+    users = with_send_at(users, CUSTOM)
     ud, _ = hash_identifiers(users[["email", "client_user_agent"]])
     plan = build_events(users, ud, CUSTOM, now=NOW)
     expected = _per_row(users, ud, CUSTOM)
@@ -317,6 +311,7 @@ def test_only_users_presend_skips_leaves_sendable_are_hashed():
         },
         index=[10, 11, 12, 13, 14, 15],
     )
+    users = with_send_at(users, CUSTOM)
     skips = presend_skips(users, CUSTOM, now=NOW)
     assert skips.index.equals(users.index)
     assert skips.tolist() == [
@@ -344,7 +339,7 @@ def test_only_users_presend_skips_leaves_sendable_are_hashed():
 
 def test_app_events_without_app_data_are_rejected_like_meta_does():
     """REFERENCE: app_data is required for app events; the validator (and so the sandbox) refuses them."""
-    good = dict(build_event(_user(), UD, CUSTOM, now=NOW).payload)
+    good = dict(build_one(_user(), UD, CUSTOM, now=NOW).payload)
     assert validate_event(good | {"action_source": "app"}, now=NOW).reason == "missing_app_data"
 
 
@@ -352,6 +347,6 @@ def test_events_within_the_send_margin_of_the_age_limit_are_skipped():
     """An event 7 days minus 30 minutes old when built would be past Meta's limit after a slow batch."""
     event_time = NOW - timedelta(days=7) + timedelta(minutes=30)
     user = _user(signup_at=(event_time - timedelta(days=CUSTOM.send_day)).isoformat())
-    assert build_event(user, UD, CUSTOM, now=NOW).reason == "too_old"
+    assert build_one(user, UD, CUSTOM, now=NOW).reason == "too_old"
     fresher = _user(signup_at=(event_time + timedelta(hours=2) - timedelta(days=CUSTOM.send_day)).isoformat())
-    assert not isinstance(build_event(fresher, UD, CUSTOM, now=NOW), SkippedEvent)
+    assert not isinstance(build_one(fresher, UD, CUSTOM, now=NOW), SkippedEvent)

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracle import user_data_for, user_data_records
 
-from activation import identity
+from activation import identity, normalization, workers
 from activation.errors import InvalidIdentifier
-from activation.identity import hash_identifiers, hash_normalized, normalize, user_data_for
+from activation.identity import hash_identifiers
+from activation.normalization import hash_normalized, normalize
 
 VECTORS = Path(__file__).resolve().parents[2] / ".." / "shared" / "capi" / "normalization_vectors.json"
 CASES = json.loads(VECTORS.read_text())["cases"] if VECTORS.exists() else []
@@ -141,7 +143,7 @@ def test_columnar_and_per_row_paths_agree():
         }
     )
     frame, _ = hash_identifiers(users)
-    rows = identity.user_data_records(frame)
+    rows = user_data_records(frame)
     for i, rec in enumerate(users.to_dict("records")):
         assert rows[i] == user_data_for(rec)[0]
 
@@ -219,7 +221,7 @@ def test_already_hashed_values_pass_through_unchanged(key, data):
 def test_sha256_refuses_the_empty_string():
     """Hashing an empty value is a bug caught at the hash call."""
     with pytest.raises(InvalidIdentifier):
-        identity.sha256_hex("")
+        normalization.sha256_hex("")
 
 
 def test_phone_validity_shortcut_equals_libphonenumber():
@@ -242,12 +244,12 @@ def test_phone_validity_shortcut_equals_libphonenumber():
         except phonenumbers.NumberParseException:
             continue
     assert len(numbers) > 1500
-    verdicts = [identity._is_valid_phone(n) for n in numbers]
+    verdicts = [normalization._is_valid_phone(n) for n in numbers]
     assert verdicts == [phonenumbers.is_valid_number(n) for n in numbers]
     assert any(verdicts) and not all(verdicts)
 
 
-@pytest.mark.skipif(not identity._FORK_AVAILABLE, reason="worker processes need fork")
+@pytest.mark.skipif(not workers._FORK_AVAILABLE, reason="worker processes need fork")
 def test_parallel_path_gives_the_serial_result(monkeypatch):
     """Values normalized and hashed in worker processes give exactly the serial frame and report."""
     from pltv.sample import generate_tables
@@ -257,12 +259,12 @@ def test_parallel_path_gives_the_serial_result(monkeypatch):
     users.loc[users.index[:3], "email"] = ["  ", "bad", "A" * 64]
     serial = hash_identifiers(users, default_region="US", parallel=False)
     monkeypatch.setattr(identity, "PARALLEL_MIN_UNIQUES", 100)
-    monkeypatch.setattr(identity, "_TASK_SIZE", 300)
-    monkeypatch.setattr(identity, "_workers", lambda: 1)  # also on a one-CPU runner
+    monkeypatch.setattr(workers, "_TASK_SIZE", 300)
+    monkeypatch.setattr(identity, "workers", lambda: 1)  # also on a one-CPU runner
     started = []
-    real = identity._SharedWork.__init__
+    real = identity.SharedWork.__init__
     monkeypatch.setattr(
-        identity._SharedWork, "__init__", lambda self, *a: (started.append(1), real(self, *a))[1]
+        identity.SharedWork, "__init__", lambda self, *a: (started.append(1), real(self, *a))[1]
     )
     parallel = hash_identifiers(users, default_region="US")
     assert started, "the parallel path did not run"
@@ -277,6 +279,6 @@ def test_small_inputs_never_start_worker_processes(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("worker processes started for a small input")
 
-    monkeypatch.setattr(identity, "_SharedWork", boom)
+    monkeypatch.setattr(identity, "SharedWork", boom)
     frame, _ = hash_identifiers(pd.DataFrame({"phone": ["(650) 555-1212"] * 50, "country": ["us"] * 50}))
     assert frame["ph"].notna().all()

@@ -13,11 +13,12 @@ from capi_helpers import SECRET, TOKEN, client_config
 from activation.client import CapiClient, appsecret_proof
 from activation.delivery import deliver
 from activation.errors import AccessDenied
-from activation.events import EventSettings, build_events
+from activation.events import build_events
 from activation.identity import hash_identifiers
 from activation.ledger import Ledger, RunInfo
 from activation.redaction import RedactionFilter, log_event, redact
 from activation.sandbox import Sandbox
+from activation.settings import EventSettings
 
 
 def test_redact_removes_hashes_emails_phones_and_secrets():
@@ -60,6 +61,7 @@ def test_full_send_with_identifiers_leaks_nothing_into_logs_or_errors(caplog, tm
     settings = EventSettings(
         mode="custom_value", spec_id="s", send_day=3, event_source_url="https://x.example"
     )
+    users["send_at"] = users["signup_at"] + pd.Timedelta(days=settings.send_day)
     with Sandbox(now=now.to_pydatetime(), access_token=TOKEN) as sb:
         plan = build_events(users, ud, settings, now=sb.now())
         plan2 = build_events(users, ud, dataclasses.replace(settings, spec_id="s2"), now=sb.now())
