@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from activation.client import CapiClient
 from activation.errors import AccessDenied
-from activation.ledger import Ledger, RunInfo
+from activation.ledger import REJECTED, SENT, Ledger, RunInfo
 from activation.redaction import log_event
 from activation.types import PlannedEvent, SkippedEvent
 
@@ -71,7 +71,7 @@ def deliver(
         for outcomes in client.send(payloads):
             ledger.record_outcomes(outcomes)
             for o in outcomes:
-                if o.state == "sent":
+                if o.state == SENT:
                     sent += 1
                 else:
                     failed += 1
@@ -85,8 +85,8 @@ def deliver(
         run_id=run.run_id,
         planned=len(events),
         skipped=len(skipped),
-        already_done=sum(state == "sent" for state, _ in earlier),
-        rejected_before=sum(reason == "rejected" for _, reason in earlier),
+        already_done=sum(state == SENT for state, _ in earlier),
+        rejected_before=sum(reason == REJECTED for _, reason in earlier),
         sent=sent,
         failed=failed,
         seconds=clock() - start,

@@ -17,7 +17,7 @@ Protocol (each step its own transaction, so a crash at any point leaves rows the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,15 +29,60 @@ import pandas as pd
 from activation.errors import LedgerError
 from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
-STATES = ("pending", "sent", "failed", "skipped")
+PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+STATES = (PENDING, SENT, FAILED, SKIPPED)
+# reasons that name a kind of failed row (skips carry the builder's reason codes)
+RETRYABLE = "retries_exhausted"  # failed only because retries ran out: a later run sends it again
+REJECTED = "rejected"  # Meta refused the event itself: never re-sent (it would poison the batch again)
+EXPIRED = "expired"  # owed, but too old for Meta before any run could send it
 TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason
-RETRYABLE = "retries_exhausted"  # failed rows a later run sends again
-EXPIRED = "expired"  # owed rows whose event became too old for Meta before any run could send them
-# a row still owed to Meta: a dead run's pending, failed after retries, or skipped only for the clock
-_OWED = (
-    f"(state = 'pending' OR (state = 'failed' AND reason IS NOT DISTINCT FROM '{RETRYABLE}') "
-    f"OR (state = 'skipped' AND coalesce(reason IN ({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)))"
-)
+
+#: Where a row may be, finer than its state: each place a SQL predicate over the row (``{t}`` = table).
+PLACES: Mapping[str, str] = {
+    "pending": f"{{t}}.state = '{PENDING}'",
+    "sent": f"{{t}}.state = '{SENT}'",
+    "failed_retryable": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS NOT DISTINCT FROM '{RETRYABLE}'",
+    "failed_for_good": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS DISTINCT FROM '{RETRYABLE}'",
+    "skipped_for_clock": f"{{t}}.state = '{SKIPPED}' AND coalesce({{t}}.reason IN "
+    f"({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)",
+    "skipped_for_good": f"{{t}}.state = '{SKIPPED}' AND NOT coalesce({{t}}.reason IN "
+    f"({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)",
+}
+#: Still owed to Meta: the next run sends these (while Meta's window is open) or expires them.
+OWED = ("pending", "failed_retryable", "skipped_for_clock")
+
+#: The state machine: each transition, the places a known row may leave by it (a new event id always
+#: may), and the state it enters. The ledger's writes are exactly these; a row in any other place is
+#: left as it is. ``skip``: a row skipped for the same reason stays with the run that first skipped it.
+TRANSITIONS: Mapping[str, tuple[tuple[str, ...], str]] = {
+    "skip": (
+        ("pending", "failed_retryable", "failed_for_good", "skipped_for_clock", "skipped_for_good"),
+        SKIPPED,
+    ),
+    "claim": (("pending", "failed_retryable", "skipped_for_clock", "skipped_for_good"), PENDING),
+    "outcome": (
+        ("pending", "failed_retryable", "failed_for_good", "skipped_for_clock", "skipped_for_good"),
+        f"{SENT}|{FAILED}",
+    ),
+    "expire": (OWED, FAILED),
+}
+
+
+def _may_leave(transition: str, table: str) -> str:
+    """The SQL predicate: a row of ``table`` may take ``transition``."""
+    places = TRANSITIONS[transition][0]
+    return "(" + " OR ".join(f"({PLACES[p].format(t=table)})" for p in places) + ")"
+
+
+def place_of(state: str, reason: str | None) -> str:
+    """The place (a key of :data:`PLACES`) of a row in ``state`` with ``reason`` (pure, for tests and callers)."""
+    if state == FAILED:
+        return "failed_retryable" if reason == RETRYABLE else "failed_for_good"
+    if state == SKIPPED:
+        return "skipped_for_clock" if reason in TEMPORARY_SKIPS else "skipped_for_good"
+    return state
+
+
 TABLE = "capi_events"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -71,6 +116,20 @@ class RunInfo:
     spec_id: str
     send_date: date
     model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What one run's rows ended as (``pltv status``'s line for the run)."""
+
+    send_date: date
+    run_id: str
+    spec_id: str
+    sent: int
+    skipped: int
+    failed: int
+    expired: int
+    pending: int
 
 
 @dataclass(frozen=True)
@@ -192,7 +251,9 @@ class Ledger:
         if not skipped:
             return 0
         frame = self._frame(skipped, run, "skipped")
-        self._transaction(lambda: self._upsert(frame, f"{TABLE}.state <> 'sent'"))
+        same = f"{TABLE}.state = '{SKIPPED}' AND {TABLE}.reason IS NOT DISTINCT FROM excluded.reason"
+        where = f"{_may_leave('skip', TABLE)} AND NOT ({same})"
+        self._transaction(lambda: self._upsert(frame, where))
         return len(frame)
 
     def claim_pending(self, events: Sequence[PlannedEvent], *, run: RunInfo) -> list[str]:
@@ -206,11 +267,7 @@ class Ledger:
         frame = self._frame(events, run, "pending")
 
         def claim() -> list[str]:
-            self._upsert(
-                frame,
-                f"{TABLE}.state IN ('pending', 'skipped') "
-                f"OR ({TABLE}.state = 'failed' AND {TABLE}.reason = '{RETRYABLE}')",
-            )
+            self._upsert(frame, _may_leave("claim", TABLE))
             self.con.register("_claim", frame[["event_id"]])
             try:
                 rows = self.con.execute(
@@ -234,8 +291,7 @@ class Ledger:
                 "event_id": [o.event_id for o in outcomes],
                 "state": [o.state for o in outcomes],
                 "reason": [
-                    None if o.state == "sent" else (RETRYABLE if o.retryable else "rejected")
-                    for o in outcomes
+                    None if o.state == SENT else (RETRYABLE if o.retryable else REJECTED) for o in outcomes
                 ],
                 "attempts": [o.attempts for o in outcomes],
                 "events_received": pd.array([o.events_received for o in outcomes], dtype="Int64"),
@@ -257,7 +313,7 @@ class Ledger:
                         error_code = o.error_code, error_subcode = o.error_subcode,
                         error_message = o.error_message, fbtrace_id = o.fbtrace_id, updated_at = ?
                     FROM _outcomes o
-                    WHERE {TABLE}.event_id = o.event_id AND {TABLE}.state <> 'sent'
+                    WHERE {TABLE}.event_id = o.event_id AND {_may_leave("outcome", TABLE)}
                     """,
                     [now],
                 )
@@ -290,7 +346,7 @@ class Ledger:
 
         Every other id is owed: unknown, ``pending`` (a dead run), ``failed`` after retries, or skipped only
         because of the clock."""
-        return {row[0] for row in self._rows(event_ids, "event_id", f"NOT {_OWED}")}
+        return {row[0] for row in self._rows(event_ids, "event_id", f"NOT {_may_leave('expire', TABLE)}")}
 
     def expire(self, *, older_than: datetime) -> int:
         """Owed rows whose event time is before ``older_than`` (Meta refuses such events) become
@@ -301,7 +357,7 @@ class Ledger:
         def run() -> int:
             return self.con.execute(
                 f"UPDATE {TABLE} SET state = 'failed', reason = '{EXPIRED}', updated_at = ? "
-                f"WHERE event_time < ? AND {_OWED} RETURNING event_id",
+                f"WHERE event_time < ? AND {_may_leave('expire', TABLE)} RETURNING event_id",
                 [now, cutoff],
             ).fetchall()
 
@@ -313,6 +369,34 @@ class Ledger:
             event_id: (state, reason)
             for event_id, state, reason in self._rows(event_ids, "event_id, state, reason")
         }
+
+    def runs(self, *, days: int = 7) -> list[RunCounts]:
+        """Per run of the ``days`` most recent send dates (newest first): what its rows ended as."""
+        rows = self.con.execute(
+            f"""
+            WITH recent AS (SELECT DISTINCT send_date FROM {TABLE} ORDER BY send_date DESC LIMIT ?)
+            SELECT send_date, run_id, spec_id,
+                   count(*) FILTER (WHERE state = '{SENT}') AS sent,
+                   count(*) FILTER (WHERE state = '{SKIPPED}') AS skipped,
+                   count(*) FILTER (WHERE state = '{FAILED}' AND reason IS DISTINCT FROM '{EXPIRED}') AS failed,
+                   count(*) FILTER (WHERE reason = '{EXPIRED}') AS expired,
+                   count(*) FILTER (WHERE state = '{PENDING}') AS pending,
+                   min(created_at) AS started
+            FROM {TABLE} JOIN recent USING (send_date)
+            GROUP BY ALL ORDER BY send_date DESC, started DESC
+            """,
+            [days],
+        ).fetchall()
+        return [RunCounts(*r[:8]) for r in rows]
+
+    def backlog(self) -> tuple[int, int, int]:
+        """(pending, failed after retries, expired) over the whole ledger."""
+        row = self.con.execute(
+            f"SELECT count(*) FILTER (WHERE state = '{PENDING}'), "
+            f"count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{RETRYABLE}'), "
+            f"count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{EXPIRED}') FROM {TABLE}"
+        ).fetchall()[0]
+        return int(row[0]), int(row[1]), int(row[2])
 
     def summary(
         self, *, send_date: date | None = None, run_id: str | None = None, errors: int = 5

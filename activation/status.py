@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from activation.errors import LedgerError
-from activation.ledger import EXPIRED, RETRYABLE, TABLE, Ledger
+from activation.ledger import TABLE, Ledger
 
 
 def render_status(path: str | Path, *, days: int = 7) -> str:
@@ -24,33 +24,16 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
         if not tables:  # a ledger file no run has written to yet
             return "(the ledger is empty)"
         ledger = Ledger(con)
-        rows = con.execute(
-            f"""
-            WITH recent AS (SELECT DISTINCT send_date FROM {TABLE} ORDER BY send_date DESC LIMIT ?)
-            SELECT send_date, run_id, spec_id, min(created_at) AS started,
-                   count(*) FILTER (WHERE state = 'sent') AS sent,
-                   count(*) FILTER (WHERE state = 'skipped') AS skipped,
-                   count(*) FILTER (WHERE state = 'failed' AND reason IS DISTINCT FROM '{EXPIRED}') AS failed,
-                   count(*) FILTER (WHERE reason = '{EXPIRED}') AS expired,
-                   count(*) FILTER (WHERE state = 'pending') AS pending
-            FROM {TABLE} JOIN recent USING (send_date)
-            GROUP BY ALL ORDER BY send_date DESC, started DESC
-            """,
-            [days],
-        ).fetchall()
-        backlog = con.execute(
-            f"SELECT count(*) FILTER (WHERE state = 'pending'), "
-            f"count(*) FILTER (WHERE state = 'failed' AND reason = '{RETRYABLE}'), "
-            f"count(*) FILTER (WHERE state = 'failed' AND reason = '{EXPIRED}') FROM {TABLE}"
-        ).fetchall()[0]
+        rows = ledger.runs(days=days)
+        backlog = ledger.backlog()
         lines = [
             f"{'send date':<11} {'run':<22} {'spec':<22} {'sent':>8} {'skipped':>8} {'failed':>7} "
             f"{'expired':>8} {'pending':>8}"
         ]
-        for send_date, run_id, spec_id, _started, sent, skipped, failed, expired, pending in rows:
+        for r in rows:
             lines.append(
-                f"{send_date!s:<11} {run_id:<22} {spec_id:<22} {sent:>8,} {skipped:>8,} {failed:>7,} "
-                f"{expired:>8,} {pending:>8,}"
+                f"{r.send_date!s:<11} {r.run_id:<22} {r.spec_id:<22} {r.sent:>8,} {r.skipped:>8,} {r.failed:>7,} "
+                f"{r.expired:>8,} {r.pending:>8,}"
             )
         if not rows:
             lines.append("(the ledger is empty)")
