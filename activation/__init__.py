@@ -15,11 +15,17 @@ from activation.delivery import DeliveryReport, deliver
 from activation.errors import (
     AccessDenied,
     ActivationError,
+    BatchRefused,
+    ClientConfigError,
+    DailyRunError,
     DeliveryError,
+    EndpointRefused,
     EventSettingsError,
     InvalidIdentifier,
     LedgerError,
+    RunStopped,
     SandboxError,
+    SpecError,
 )
 from activation.events import PRESEND_RULES, build_events, plan_events, presend_skips
 from activation.identity import IdentityReport, hash_identifiers
@@ -34,6 +40,12 @@ from activation.types import EventOutcome, EventPlan, PlannedEvent, SkippedEvent
 
 __all__ = [
     "AccessDenied",
+    "BatchRefused",
+    "ClientConfigError",
+    "DailyRunError",
+    "EndpointRefused",
+    "RunStopped",
+    "SpecError",
     "ActivationError",
     "CapiClient",
     "ClientConfig",

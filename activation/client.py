@@ -13,7 +13,8 @@ and ``rng`` so tests run fast and reproducibly.
   event of a batch ends refused with the same error, the run stops instead (see below).
 - Token/permission errors (190, 10, 200-299, 102, 104, 3, 100/33), and every other refusal that is
   about the request rather than an event (unknown pixel or path 803/2500, an answer that is not the
-  Graph API's error envelope, an unknown code), raise :class:`AccessDenied` and stop the run: batches not yet
+  Graph API's error envelope, an unknown code), raise a :class:`RunStopped` (:class:`AccessDenied` for the
+  token, :class:`EndpointRefused` for the request, :class:`BatchRefused` for a whole batch) and stop the run: batches not yet
   sent are not sent and their events stay owed, so a configuration mistake never loses events.
 - Logs carry batch numbers, counts, status codes and Meta's codes: never a batch's contents.
 """
@@ -35,7 +36,14 @@ from typing import Any, Literal
 import requests
 from requests.adapters import HTTPAdapter
 
-from activation.errors import AccessDenied, DeliveryError
+from activation.errors import (
+    AccessDenied,
+    BatchRefused,
+    ClientConfigError,
+    DeliveryError,
+    EndpointRefused,
+    RunStopped,
+)
 from activation.meta import (
     FATAL_CODES,
     MAX_EVENTS_PER_REQUEST,
@@ -77,9 +85,9 @@ class ClientConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_EVENTS_PER_REQUEST:
-            raise ValueError(f"batch_size must be 1..{MAX_EVENTS_PER_REQUEST}, got {self.batch_size}")
+            raise ClientConfigError(f"batch_size must be 1..{MAX_EVENTS_PER_REQUEST}, got {self.batch_size}")
         if self.max_workers < 1 or self.max_attempts < 1:
-            raise ValueError("max_workers and max_attempts must be >= 1")
+            raise ClientConfigError("max_workers and max_attempts must be >= 1")
 
     @property
     def url(self) -> str:
@@ -292,11 +300,11 @@ class CapiClient:
     # ---- one batch, with bisection -----------------------------------------------------------------
 
     def send_batch(self, events: Sequence[Mapping[str, Any]], batch: str = "0") -> list[EventOutcome]:
-        """Deliver one batch (≤ batch_size): per-event outcomes; raises AccessDenied on token errors.
+        """Deliver one batch (≤ batch_size): per-event outcomes; raises RunStopped when Meta refuses the request.
 
         When bisection ends with *every* event of a batch (of at least :data:`WHOLE_BATCH_MIN`) refused with
         the same error, the error is not about events but about the request (or about how every event is
-        built): the run stops with AccessDenied and the events stay owed, instead of all being marked
+        built): the run stops with BatchRefused and the events stay owed, instead of all being marked
         rejected for good."""
         outcomes = self._send_encoded(events, [_encode(e) for e in events], batch)
         refused = [o for o in outcomes if o.state == "failed" and not o.retryable]
@@ -306,7 +314,7 @@ class CapiClient:
             self._stop.set()
             log_event(log, "activation.batch_refused_whole", logging.ERROR, batch=batch, events=len(outcomes),
                       code=code, subcode=subcode)  # fmt: skip
-            raise AccessDenied(
+            raise BatchRefused(
                 f"Meta refused every one of the {len(outcomes)} events of a batch with the same error (code "
                 f"{code}, subcode {subcode}): {outcomes[0].error_message}. That is the request or the event "
                 "design, not individual events; nothing more was sent in this run, and the events stay owed "
@@ -367,7 +375,8 @@ class CapiClient:
                 if token
                 else "the Graph URL, API version and pixel id"
             )
-            raise AccessDenied(
+            stop = AccessDenied if token else EndpointRefused
+            raise stop(
                 f"Meta refused {what} (code {code}, subcode {subcode}, fbtrace_id {resp.fbtrace_id}): "
                 f"{message}. Check {check}; nothing more was sent in this run, and the events not sent "
                 "stay owed to the next run.",
@@ -406,11 +415,11 @@ class CapiClient:
         """Send ``events`` in batches with bounded concurrency; yield each batch's outcomes as it ends.
 
         On a token/permission error the remaining batches are cancelled, the in-flight ones finish,
-        their outcomes are yielded, and :class:`AccessDenied` is raised.
+        their outcomes are yielded, and the :class:`RunStopped` is raised.
         """
         self._stop.clear()
         batches = chunk(list(events), self.config.batch_size)
-        fatal: AccessDenied | None = None
+        fatal: RunStopped | None = None
         with ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="capi") as pool:
             futures = [pool.submit(self.send_batch, b, str(i)) for i, b in enumerate(batches)]
             for fut in as_completed(futures):
@@ -418,7 +427,7 @@ class CapiClient:
                     outcomes = fut.result()
                 except CancelledError:
                     continue
-                except AccessDenied as exc:
+                except RunStopped as exc:
                     if fatal is None:
                         fatal = exc
                         for f in futures:

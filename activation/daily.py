@@ -9,7 +9,11 @@ For run date ``D`` (``as_of`` = ``D`` 00:00 UTC):
    training SQL (:func:`pltv.features.build_features`), score them with the model version the spec pins,
    map values as the spec says, normalize and hash identifiers, build events (skips get reasons);
 3. deliver through the client and the ledger (:func:`activation.delivery.deliver`), or with ``dry_run``
-   write the exact request bodies (without the token) to an outbox file and send nothing.
+   write the exact request bodies (without the token) to an outbox file and send nothing. Pipelined
+   (:func:`activation.pipeline.pipelined`): chunk k+1 is scored, hashed and built while chunk k is in flight.
+
+:meth:`DailyOptions.from_config` holds the delivery rules of the shell (token, pixel, the replay clock
+refused for Meta); the CLI only reads the environment and calls it.
 
 The run's :class:`DailyReport` says what happened; :func:`exit_code` turns it into the CLI's exit code.
 """
@@ -17,6 +21,7 @@ The run's :class:`DailyReport` says what happened; :func:`exit_code` turns it in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
@@ -29,17 +34,19 @@ import numpy as np
 import pandas as pd
 
 from activation.client import CapiClient, ClientConfig, chunk, request_body
-from activation.delivery import deliver
-from activation.errors import ActivationError
+from activation.delivery import DeliveryReport, deliver
+from activation.errors import ClientConfigError, DailyRunError
 from activation.events import plan_events
 from activation.ledger import Ledger, RunInfo
-from activation.meta import MAX_EVENTS_PER_REQUEST
+from activation.meta import MAX_AGE_DAYS, MAX_EVENTS_PER_REQUEST
+from activation.pipeline import pipelined
 from activation.quality import estimate_match_quality
 from activation.redaction import log_event
 from activation.report import population_stability_index
 from activation.settings import event_id_for
 from activation.spec import EventSpec, load_spec
-from pltv.config import SourceConfig
+from activation.types import EventPlan
+from pltv.config import Config, SourceConfig
 from pltv.contract import DELIVERY, MATCH_COLUMNS
 from pltv.sources import open_source
 
@@ -47,10 +54,6 @@ log = logging.getLogger("activation.daily")
 
 PSI_WARNING = 0.2
 PSI_MIN_EVENTS = 200  # below this, ten-bin shares are too noisy for PSI to mean anything
-
-
-class DailyRunError(ActivationError, RuntimeError):
-    """The daily run could not start (spec, model, source or configuration)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,8 +67,69 @@ class DailyOptions:
     dry_run: bool = False
     outbox_dir: Path | None = None  # dry runs: where request bodies go (default: beside the ledger)
     chunk_size: int = 50_000
-    catch_up_days: float = 7.0
+    catch_up_days: float = MAX_AGE_DAYS
     default_region: str = "US"
+    now: datetime | None = None  # the send clock for a replay against the sandbox; None: the real time
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        run_date: date,
+        spec_path: Path,
+        dry_run: bool = False,
+        access_token: str | None = None,
+        app_secret: str | None = None,
+        test_event_code: str | None = None,
+        replay_now: str | None = None,
+    ) -> DailyOptions:
+        """Options for one run from the configuration (``[capi]``, ``[source]``, ``[mlflow]``) and the secrets
+        the caller read from the environment. Raises :class:`ClientConfigError` for a run that cannot work:
+        no token or pixel id for a live run, a replay clock (``replay_now``, ISO UTC) aimed at Meta."""
+        clock = None
+        if replay_now is not None:
+            if "graph.facebook.com" in config.capi.graph_url and not dry_run:
+                raise ClientConfigError(
+                    "--now replays history against a sandbox (or in a --dry-run); it is refused for sending "
+                    "to Meta's Graph API"
+                )
+            from activation.sandbox import parse_now
+
+            try:  # the sandbox's own reading of --now
+                clock = datetime.fromtimestamp(parse_now(replay_now), UTC)
+            except ValueError as exc:
+                raise ClientConfigError(
+                    f"--now must be an ISO datetime (UTC) or unix seconds: {exc}"
+                ) from None
+        if not dry_run:
+            if not access_token:
+                raise ClientConfigError(
+                    "META_ACCESS_TOKEN is not set: export the system-user token (or use --dry-run)"
+                )
+            if not config.capi.pixel_id:
+                raise ClientConfigError("no pixel id: pass --pixel-id or set [capi] pixel_id in pltv.toml")
+        client = None
+        if config.capi.pixel_id or dry_run:  # a dry run's outbox carries the same fields as the live bodies
+            client = ClientConfig(
+                pixel_id=config.capi.pixel_id or "dry-run",  # a dry run builds no URL from it
+                access_token=access_token or "",
+                app_secret=app_secret or None,
+                graph_url=config.capi.graph_url,
+                api_version=config.capi.api_version,
+                test_event_code=test_event_code,
+            )
+        return cls(
+            run_date=run_date,
+            spec_path=spec_path,
+            source=config.source,
+            tracking_uri=config.mlflow.tracking_uri,
+            ledger_path=Path(config.capi.ledger),
+            client=client,
+            dry_run=dry_run,
+            default_region=config.capi.default_region,
+            now=clock,
+        )
 
 
 @dataclass
@@ -93,6 +157,14 @@ class DailyReport:
     seconds: float = 0.0
     dry_run: bool = False
     outbox: Path | None = None
+
+    def add(self, delivery: DeliveryReport) -> None:
+        """Count one chunk's delivery into the run."""
+        self.sent += delivery.sent
+        self.failed += delivery.failed
+        self.already_done += delivery.already_done
+        self.rejected_before += delivery.rejected_before
+        self.failures.update(delivery.failures)
 
     def render(self) -> str:
         lines = [
@@ -211,7 +283,7 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     from pltv.registry import load_model
 
     t0 = time.perf_counter()
-    now = now or datetime.now(UTC)
+    now = now or options.now or datetime.now(UTC)
     spec = load_spec(options.spec_path)
     settings = spec.event_settings()
     if model is None:
@@ -235,9 +307,11 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     as_of = _day_start(options.run_date)
     values_sent: list[np.ndarray] = []
     stage = Counter()
+    stage_lock = threading.Lock()  # stages run in two threads: preparation and delivery
 
     def timed(name: str, t: float) -> None:
-        stage[name] += time.perf_counter() - t
+        with stage_lock:
+            stage[name] += time.perf_counter() - t
 
     t = time.perf_counter()
     try:
@@ -285,49 +359,57 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
                       model_version=str(spec.model_version))  # fmt: skip
         client = None if options.dry_run else CapiClient(options.client)
         key_sets: Counter = Counter()  # user_data key combinations sent: memory bounded by combinations
-        try:
-            for start in range(0, len(selected), options.chunk_size):
-                part = selected.iloc[start : start + options.chunk_size]
-                t = time.perf_counter()
-                feats = build_features(
-                    source.con, send_day=spec.send_day, as_of=as_of, horizon_days=spec.horizon_days,
-                    population="send_window", send_from=part["send_at"].iloc[0],
-                    send_to=part["send_at"].iloc[-1] + timedelta(microseconds=1),
-                    event_names=getattr(model, "event_names", None),
-                    categoricals=categoricals,
-                )  # fmt: skip
-                feats = feats[feats["user_id"].isin(set(part["user_id"]))].reset_index(drop=True)
-                timed("features", t)
-                t = time.perf_counter()
-                predicted = np.asarray(model.predict(feats), dtype=float)
-                value = predicted if spec.mode == "threshold" else spec.value_mapping.apply(predicted)
-                timed("score", t)
-                t = time.perf_counter()
-                users = _users(source.con, feats["user_id"].tolist(), user_cols)
-                users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
-                users = users.merge(part[["user_id", "send_at"]], on="user_id", how="left")
-                users["predicted_ltv"] = value
 
-                id_cols = [c for c in user_cols if c in MATCH_COLUMNS]
-                plan = plan_events(
-                    users, settings, now=now, id_columns=id_cols, default_region=options.default_region
-                )  # skips keep their reasons
-                timed("hash+build", t)
-                report.planned += len(plan.events)
-                report.skipped.update(plan.skip_reasons())
-                key_sets.update(frozenset(e.payload["user_data"]) for e in plan.events)
-                values_sent.append(np.array([e.value for e in plan.events]))
-                t = time.perf_counter()
+        def prepare(part: pd.DataFrame) -> EventPlan:
+            """Chunk k+1's features, scores, hashes and events, built while chunk k is in flight."""
+            t = time.perf_counter()
+            feats = build_features(
+                source.con, send_day=spec.send_day, as_of=as_of, horizon_days=spec.horizon_days,
+                population="send_window", send_from=part["send_at"].iloc[0],
+                send_to=part["send_at"].iloc[-1] + timedelta(microseconds=1),
+                event_names=getattr(model, "event_names", None),
+                categoricals=categoricals,
+            )  # fmt: skip
+            feats = feats[feats["user_id"].isin(set(part["user_id"]))].reset_index(drop=True)
+            timed("features", t)
+            t = time.perf_counter()
+            predicted = np.asarray(model.predict(feats), dtype=float)
+            value = predicted if spec.mode == "threshold" else spec.value_mapping.apply(predicted)
+            timed("score", t)
+            t = time.perf_counter()
+            users = _users(source.con, feats["user_id"].tolist(), user_cols)
+            users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
+            users = users.merge(part[["user_id", "send_at"]], on="user_id", how="left")  # the event time
+            users["predicted_ltv"] = value
+            id_cols = [c for c in user_cols if c in MATCH_COLUMNS]
+            plan = plan_events(
+                users, settings, now=now, id_columns=id_cols, default_region=options.default_region
+            )  # skips keep their reasons
+            timed("hash+build", t)
+            report.planned += len(plan.events)
+            report.skipped.update(plan.skip_reasons())
+            key_sets.update(frozenset(e.payload["user_data"]) for e in plan.events)
+            values_sent.append(np.array([e.value for e in plan.events]))
+            return plan
+
+        def send(plan: EventPlan) -> DeliveryReport | None:
+            """Chunk k to the outbox (dry run) or through the client and the ledger, in the background."""
+            t = time.perf_counter()
+            try:
                 if options.dry_run:
                     _outbox_write(outbox, [e.payload for e in plan.events], options.client)
-                else:
-                    delivery = deliver(plan.events, plan.skipped, client=client, ledger=ledger, run=run)
-                    report.sent += delivery.sent
-                    report.failed += delivery.failed
-                    report.already_done += delivery.already_done
-                    report.rejected_before += delivery.rejected_before
-                    report.failures.update(delivery.failures)
+                    return None
+                return deliver(plan.events, plan.skipped, client=client, ledger=ledger, run=run)
+            finally:
                 timed("deliver", t)
+
+        parts = (
+            selected.iloc[i : i + options.chunk_size] for i in range(0, len(selected), options.chunk_size)
+        )
+        try:
+            for delivery in pipelined(parts, prepare, send):
+                if delivery is not None:
+                    report.add(delivery)
         finally:
             if client is not None:
                 client.close()

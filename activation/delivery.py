@@ -3,7 +3,7 @@
 :func:`deliver` is the daily job's last step: skips are recorded, planned events are claimed as pending
 (the ids already sent are dropped here, so nothing is sent twice), batches go out concurrently and each
 batch's outcomes are written as soon as it returns. A token/permission error stops the run: the rows of
-batches not delivered stay ``pending`` for the next run, and :class:`AccessDenied` propagates.
+batches not delivered stay ``pending`` for the next run, and the :class:`RunStopped` propagates.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from activation.client import CapiClient
-from activation.errors import AccessDenied
+from activation.errors import RunStopped
 from activation.ledger import REJECTED, SENT, Ledger, RunInfo
 from activation.redaction import log_event
 from activation.types import PlannedEvent, SkippedEvent
@@ -77,7 +77,7 @@ def deliver(
                     failed += 1
                     key = (o.error_code, o.error_subcode)
                     failures[key] = failures.get(key, 0) + 1
-    except AccessDenied as exc:
+    except RunStopped as exc:
         log_event(log, "activation.run_stopped", logging.ERROR, run_id=run.run_id, code=exc.code,
                   sent=sent, failed=failed, pending=len(payloads) - sent - failed)  # fmt: skip
         raise

@@ -25,6 +25,18 @@ class EventSettingsError(ActivationError, ValueError):
     """Event settings (mode, name, currency, threshold…) break one of Meta's rules."""
 
 
+class SpecError(EventSettingsError):
+    """An EventSpec file is unreadable, of another schema, tampered with, or does not fit its model."""
+
+
+class ClientConfigError(ActivationError, ValueError):
+    """The delivery configuration (client limits, URL, token, pixel id) cannot work; nothing was sent."""
+
+
+class DailyRunError(ActivationError, RuntimeError):
+    """The daily run could not start (spec, model, source or configuration)."""
+
+
 class DeliveryError(ActivationError, RuntimeError):
     """Sending events to the Conversions API failed in a way that stops the run."""
 
@@ -42,8 +54,23 @@ class DeliveryError(ActivationError, RuntimeError):
         self.fbtrace_id = fbtrace_id
 
 
-class AccessDenied(DeliveryError, PermissionError):
-    """Meta refused the token or its permissions (codes 190, 10, 200-299, 104…): nothing more is sent."""
+class RunStopped(DeliveryError):
+    """Meta refused the request itself, not single events: the run stops, nothing more is sent, and the
+    events not sent stay owed to the next run. The CLI exits with code 3."""
+
+
+class AccessDenied(RunStopped, PermissionError):
+    """Meta refused the token or its permissions (codes 190, 10, 200-299, 104, 100/33…)."""
+
+
+class EndpointRefused(RunStopped):
+    """The endpoint refused the request: unknown pixel or path (803, 2500), or an answer that is not the
+    Graph API's error envelope, or an unknown code."""
+
+
+class BatchRefused(RunStopped):
+    """Every event of a whole batch was refused with the same error: the request or the event design is
+    wrong, not single events."""
 
 
 class LedgerError(ActivationError, RuntimeError):

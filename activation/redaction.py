@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,3 +61,30 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
         return
     text = " ".join([event, *(f"{k}={v}" for k, v in fields.items())])
     logger.log(level, text, extra={"event": event, "fields": fields})
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record comes."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(level: int | str = logging.WARNING, *, secrets: Iterable[str] = ()) -> logging.Handler:
+    """Send the toolkit's log events (loggers ``activation`` and ``pltv``) to stderr at ``level``, through a
+    :class:`RedactionFilter` holding ``secrets``. Returns the handler; calling it again replaces the handler
+    it installed before. A logger's own level is only ever lowered (to let ``level`` through)."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RedactionFilter(secrets))
+    handler.setLevel(level)
+    handler.set_name("pltv-toolkit")
+    for name in ("activation", "pltv"):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == "pltv-toolkit"]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > handler.level:
+            logger.setLevel(handler.level)
+    return handler

@@ -14,15 +14,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from activation.errors import EventSettingsError
+from activation.errors import SpecError
 from activation.settings import MODES, EventSettings
 from activation.valuemap import ValueMapping
 
 SCHEMA_VERSION = 1
-
-
-class SpecError(EventSettingsError):
-    """An EventSpec file is unreadable, of another schema, tampered with, or does not fit its model."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -326,6 +326,14 @@ def score_and_send(
             "--now", help="Replay clock (UTC ISO) for staging against the sandbox; refused for Meta."
         ),
     ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            help="Log events to stderr from this level (DEBUG, INFO, WARNING, ERROR); identifiers and "
+            "secrets are redacted.",
+        ),
+    ] = "WARNING",
     config: ConfigOpt = None,
 ) -> None:
     """The daily job: score users who reached the send day and send their events through CAPI.
@@ -335,59 +343,25 @@ def score_and_send(
     source, bad options or pltv.toml); 3 Meta refused the token, permissions, pixel or endpoint mid-run (nothing more
     was sent; the unsent events stay owed to the next run).
     """
-    from datetime import UTC
-
-    from activation.client import ClientConfig
     from activation.daily import DailyOptions, exit_code, run_daily
-    from activation.errors import AccessDenied, ActivationError
+    from activation.errors import ActivationError, RunStopped
+    from activation.redaction import configure_logging
 
+    token, app_secret = os.environ.get("META_ACCESS_TOKEN"), os.environ.get("META_APP_SECRET")
     cfg = _config(config).replace("source", path=source)
     cfg = cfg.replace("capi", pixel_id=pixel_id, graph_url=graph_url, ledger=str(ledger) if ledger else None)
     try:
+        configure_logging(log_level.upper(), secrets=[s for s in (token, app_secret) if s])
         run_date = datetime.strptime(date, "%Y-%m-%d").date()
-        clock = None
-        if now is not None:
-            if "graph.facebook.com" in cfg.capi.graph_url and not dry_run:
-                raise ValueError(
-                    "--now replays history against a sandbox (or in a --dry-run); it is refused for sending "
-                    "to Meta's Graph API"
-                )
-            from activation.sandbox import parse_now
-
-            clock = datetime.fromtimestamp(parse_now(now), UTC)  # the sandbox's own reading of --now
     except ValueError as exc:
         raise _fail(exc) from exc
-    token = os.environ.get("META_ACCESS_TOKEN")
-    if not dry_run:
-        if not token:
-            raise _fail(
-                RuntimeError("META_ACCESS_TOKEN is not set: export the system-user token (or use --dry-run)")
-            )
-        if not cfg.capi.pixel_id:
-            raise _fail(RuntimeError("no pixel id: pass --pixel-id or set [capi] pixel_id in pltv.toml"))
-    client = None
-    if cfg.capi.pixel_id or dry_run:  # a dry run's outbox carries the same fields as the live bodies
-        client = ClientConfig(
-            pixel_id=cfg.capi.pixel_id or "dry-run",
-            access_token=token or "",
-            app_secret=os.environ.get("META_APP_SECRET") or None,
-            graph_url=cfg.capi.graph_url,
-            api_version=cfg.capi.api_version,
-            test_event_code=test_event_code,
-        )
-    options = DailyOptions(
-        run_date=run_date,
-        spec_path=spec,
-        source=cfg.source,
-        tracking_uri=cfg.mlflow.tracking_uri,
-        ledger_path=Path(cfg.capi.ledger),
-        client=client,
-        dry_run=dry_run,
-        default_region=cfg.capi.default_region,
-    )
     try:
-        report = run_daily(options, now=clock)
-    except AccessDenied as exc:
+        options = DailyOptions.from_config(
+            cfg, run_date=run_date, spec_path=spec, dry_run=dry_run, access_token=token, app_secret=app_secret,
+            test_event_code=test_event_code, replay_now=now,
+        )  # fmt: skip
+        report = run_daily(options)
+    except RunStopped as exc:
         raise _fail(exc, code=3) from exc
     except (PltvError, ActivationError) as exc:
         raise _fail(exc) from exc

@@ -400,3 +400,66 @@ def test_expiry_follows_metas_age_limit_and_never_happens_in_a_dry_run(world, tm
     rows = _ledger(tmp_path).set_index("event_id")
     assert live.expired == 1 and rows.loc[old[0].event_id, "reason"] == "expired"
     assert rows.loc[recent[0].event_id, "state"] == "pending"  # outside the window, but not too old
+
+
+def _cli(world, tmp_path, monkeypatch, *args: str):
+    from typer.testing import CliRunner
+
+    from pltv.cli import app
+
+    monkeypatch.setenv("META_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("META_APP_SECRET", SECRET)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world["uri"])
+    base = ["score-and-send", "--date", f"{RUN_DATE}", "--source", world["config"].source.path,
+            "--spec", str(world["spec"]), "--pixel-id", "1234567890", "--ledger", str(tmp_path / "l.duckdb"),
+            "--now", NOW.strftime("%Y-%m-%dT%H:%M:%S")]  # fmt: skip
+    return CliRunner().invoke(app, [*base, *args])
+
+
+def test_cli_logs_events_to_stderr_at_info_without_identifiers_or_secrets(world, tmp_path, monkeypatch):
+    """--log-level INFO sends the log events to stderr through the redaction filter: no token, no raw or
+    hashed identifier reaches them."""
+    with Sandbox(now=NOW) as sb:
+        result = _cli(world, tmp_path, monkeypatch, "--graph-url", sb.url, "--log-level", "INFO")
+        sent = [v for e in sb.events() for v in e["user_data"].values() if isinstance(v, str) and len(v) > 6]
+    assert result.exit_code == 0, result.output
+    logs = result.stderr
+    assert "activation.daily_started" in logs and "activation.batch_sent" in logs
+    assert "activation.daily_started" not in result.stdout
+    users = pd.read_parquet(world["root"] / "src" / "users.parquet")
+    raw = [
+        str(v) for c in ("email", "phone", "external_id", "fbc", "fbp") for v in users[c].dropna().head(500)
+    ]
+    from activation.client import appsecret_proof
+
+    assert sent and not any(v in logs for v in [*sent, *raw, TOKEN, SECRET, appsecret_proof(SECRET, TOKEN)])
+    (tmp_path / "q").mkdir()
+    quiet = _cli(world, tmp_path / "q", monkeypatch, "--dry-run")  # the default level: WARNING
+    assert quiet.exit_code == 0 and "activation.daily_started" not in quiet.stderr
+
+
+def test_cli_exits_3_when_the_endpoint_refuses_the_request(world, tmp_path, monkeypatch):
+    """A refused endpoint (a Graph URL that already holds a version) stops the run: exit 3, events owed."""
+    with Sandbox(now=NOW) as sb:
+        result = _cli(world, tmp_path, monkeypatch, "--graph-url", f"{sb.url}/v26.0")
+        assert sb.events() == []
+    assert result.exit_code == 3, result.output
+    assert "nothing more was sent" in result.stderr
+
+
+def test_options_from_config_hold_the_delivery_rules(world):
+    """No token or pixel id for a live run, or a replay clock aimed at Meta: a ClientConfigError (exit 2)."""
+    from activation.errors import ClientConfigError
+
+    cfg = world["config"]
+    live = {"run_date": RUN_DATE, "spec_path": world["spec"]}
+    with pytest.raises(ClientConfigError, match="META_ACCESS_TOKEN"):
+        DailyOptions.from_config(cfg.replace("capi", pixel_id="1"), **live)
+    with pytest.raises(ClientConfigError, match="pixel id"):
+        DailyOptions.from_config(cfg, **live, access_token=TOKEN)
+    with pytest.raises(ClientConfigError, match="refused for sending to Meta"):
+        DailyOptions.from_config(
+            cfg.replace("capi", pixel_id="1"), **live, access_token=TOKEN, replay_now="2026-10-31"
+        )
+    dry = DailyOptions.from_config(cfg, **live, dry_run=True, replay_now="2026-10-31T01:00:00")
+    assert dry.now == NOW and dry.client is not None and dry.client.access_token == ""

@@ -11,7 +11,7 @@ from capi_helpers import TOKEN, client_config, make_events
 
 from activation.client import CapiClient
 from activation.delivery import deliver
-from activation.errors import AccessDenied
+from activation.errors import AccessDenied, BatchRefused, EndpointRefused
 from activation.ledger import Ledger, RunInfo
 from activation.sandbox import Sandbox
 
@@ -114,7 +114,7 @@ def test_a_wrong_endpoint_stops_the_run_and_loses_no_event(sb, tmp_path):
     marked rejected, and the run with the right URL sends every event, none reported as already sent."""
     events = make_events(300)
     with Ledger(tmp_path / "ledger.duckdb") as ledger:
-        with CapiClient(client_config(f"{sb.url}/v26.0")) as wrong, pytest.raises(AccessDenied) as info:
+        with CapiClient(client_config(f"{sb.url}/v26.0")) as wrong, pytest.raises(EndpointRefused) as info:
             deliver(events, [], client=wrong, ledger=ledger, run=_run("r1"))
         assert "Graph URL" in str(info.value) and "stay owed" in str(info.value)
         assert ledger.summary().counts["failed"] == 0
@@ -163,7 +163,7 @@ def test_a_batch_whose_every_event_is_refused_stops_the_run_and_keeps_them_owed(
     for i in range(len(events)):
         events, _ = _with_unhashed_email(events, i)
     with Ledger(tmp_path / "ledger.duckdb") as ledger, CapiClient(client_config(sb.url)) as client:
-        with pytest.raises(AccessDenied, match="every one of the 40 events"):
+        with pytest.raises(BatchRefused, match="every one of the 40 events"):
             deliver(events, [], client=client, ledger=ledger, run=_run("r1"))
         assert ledger.summary().counts["failed"] == 0 and len(ledger.pending()) == 40
         assert ledger.settled(e.event_id for e in events) == set()
