@@ -21,7 +21,6 @@ The run's :class:`DailyReport` says what happened; :func:`exit_code` turns it in
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections import Counter
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from activation.client import CapiClient, ClientConfig, chunk, request_body
-from activation.delivery import DeliveryReport, deliver
+from activation.delivery import DeliveryReport, deliver_pipelined
 from activation.errors import ClientConfigError, DailyRunError
 from activation.events import plan_events
 from activation.ledger import Ledger, RunInfo
@@ -307,11 +306,9 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     as_of = _day_start(options.run_date)
     values_sent: list[np.ndarray] = []
     stage = Counter()
-    stage_lock = threading.Lock()  # stages run in two threads: preparation and delivery
 
     def timed(name: str, t: float) -> None:
-        with stage_lock:
-            stage[name] += time.perf_counter() - t
+        stage[name] += time.perf_counter() - t
 
     t = time.perf_counter()
     try:
@@ -392,27 +389,28 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
             values_sent.append(np.array([e.value for e in plan.events]))
             return plan
 
-        def send(plan: EventPlan) -> DeliveryReport | None:
-            """Chunk k to the outbox (dry run) or through the client and the ledger, in the background."""
-            t = time.perf_counter()
-            try:
-                if options.dry_run:
-                    _outbox_write(outbox, [e.payload for e in plan.events], options.client)
-                    return None
-                return deliver(plan.events, plan.skipped, client=client, ledger=ledger, run=run)
-            finally:
-                timed("deliver", t)
+        def write_outbox(plan: EventPlan) -> None:
+            """A dry run's chunk k: the request bodies to the outbox, in the background like a delivery."""
+            _outbox_write(outbox, [e.payload for e in plan.events], options.client)
 
         parts = (
             selected.iloc[i : i + options.chunk_size] for i in range(0, len(selected), options.chunk_size)
         )
+        t = time.perf_counter()
+        prepared_before = sum(stage.values())
         try:
-            for delivery in pipelined(parts, prepare, send):
-                if delivery is not None:
+            if options.dry_run:
+                for _ in pipelined(parts, prepare, write_outbox):
+                    pass
+            else:
+                for delivery in deliver_pipelined(parts, prepare, client=client, ledger=ledger, run=run):
                     report.add(delivery)
         finally:
             if client is not None:
                 client.close()
+        # delivery overlaps preparation: its stage is the time the loop waited for it beyond preparing
+        loop = time.perf_counter() - t
+        stage["deliver"] = max(loop - (sum(stage.values()) - prepared_before), 0.0)
         report.match_quality = estimate_match_quality(keys for keys, n in key_sets.items() for _ in range(n))
     sent_values = np.concatenate(values_sent) if values_sent else np.zeros(0)
     if len(sent_values):

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from activation.client import CapiClient
 from activation.errors import RunStopped
 from activation.ledger import REJECTED, SENT, Ledger, RunInfo
+from activation.pipeline import pipelined
 from activation.redaction import log_event
-from activation.types import PlannedEvent, SkippedEvent
+from activation.types import EventPlan, PlannedEvent, SkippedEvent
 
 log = logging.getLogger("activation.delivery")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,22 @@ def deliver(
     log_event(log, "activation.run_finished", run_id=run.run_id, sent=sent, failed=failed,
               skipped=len(skipped), already_done=report.already_done, seconds=round(report.seconds, 2))  # fmt: skip
     return report
+
+
+def deliver_pipelined(
+    parts: Iterable[T],
+    prepare: Callable[[T], EventPlan],
+    *,
+    client: CapiClient,
+    ledger: Ledger,
+    run: RunInfo,
+) -> Iterator[DeliveryReport]:
+    """The daily job's delivery loop: ``prepare`` (score, hash, build) chunk k+1 in this thread while chunk
+    k is delivered (:func:`deliver`) in the background; one :class:`DeliveryReport` per chunk, in order.
+
+    ``bench/send.py`` times this very function against Meta's SDK. A :class:`RunStopped` from chunk k is
+    raised once chunk k+1 is prepared; chunk k+1 is then never delivered (its events stay owed).
+    """
+    return pipelined(
+        parts, prepare, lambda plan: deliver(plan.events, plan.skipped, client=client, ledger=ledger, run=run)
+    )

@@ -3,11 +3,11 @@
 Both pipelines start from the same raw users (``pltv.sample`` messy identifiers) and post to the same
 local sink (the project's sandbox, in its own process, so the sink does not share our GIL):
 
-- ours: ``presend_skips`` → ``hash_identifiers`` (only the users it leaves sendable: no identifier of a
-  user who cannot be sent — no consent, no user agent… — is normalized) → ``build_events`` →
-  ``CapiClient.send`` (JSON, 1000/batch, ``--workers`` concurrent requests, 4 by default), in chunks of
-  ``--chunk`` users (50k, the daily job's default) through ``activation.pipeline.pipelined``: chunk k+1
-  is hashed and built while chunk k is sent;
+- ours: the daily job's own path, :func:`activation.delivery.deliver_pipelined`: per chunk of ``--chunk``
+  users (50k, the daily job's default) ``plan_events`` (presend rules → ``hash_identifiers`` of the users
+  they leave sendable → ``build_events``), then ``deliver`` (ledger claim, ``CapiClient.send``: JSON,
+  1000/batch, ``--workers`` concurrent requests, 4 by default, outcomes to a DuckDB ledger); chunk k+1
+  is prepared while chunk k is in flight;
 - SDK:  ``UserData``/``Event`` objects → ``EventRequest(...).execute()`` per 1000 (its default sync path,
   ``FacebookAdsApi.init(crash_log=False)``, ``FacebookSession.GRAPH`` = the sink). A batch whose raw
   values make the SDK raise is re-built without the events that fail ``Event.normalize()`` — what a
@@ -27,7 +27,9 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from activation.client import CapiClient, ClientConfig  # noqa: E402
-from activation.events import build_events, presend_skips  # noqa: E402
+from activation.delivery import deliver_pipelined  # noqa: E402
+from activation.events import plan_events  # noqa: E402
 from activation.identity import COLUMN_KEYS, hash_identifiers  # noqa: E402
-from activation.pipeline import pipelined  # noqa: E402
+from activation.ledger import Ledger, RunInfo  # noqa: E402
 from activation.settings import EventSettings, event_id_for  # noqa: E402
+from activation.types import EventPlan  # noqa: E402
+from pltv.contract import MATCH_COLUMNS  # noqa: E402
 
 TOKEN = "bench-token"
 SDK_FIELDS = {  # contract column -> UserData kwarg (the SDK's raw-value API)
@@ -96,6 +101,7 @@ def _users(n: int, seed: int, now: pd.Timestamp) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     # re-time the users so that every event is fresh for the sink (send moment within the last hour)
     users["signup_at"] = now - pd.Timedelta(days=3) - pd.to_timedelta(rng.integers(60, 3600, n), unit="s")
+    users["send_at"] = users["signup_at"] + pd.Timedelta(days=3)  # the selection's send moment (send day 3)
     users["predicted_ltv"] = np.round(rng.gamma(2.0, 40.0, n) + 1, 2)
     users["consent"] = True
     return users
@@ -110,44 +116,37 @@ def _stats(url: str) -> dict:
 
 
 def run_ours(
-    users: pd.DataFrame, url: str, now: float, workers: int, chunk_users: int
-) -> tuple[float, tuple[float, float], int, set]:
-    """Ours end to end: chunks of ``chunk_users`` users, chunk k+1 hashed and built while chunk k is sent.
+    users: pd.DataFrame, url: str, now: float, workers: int, chunk_users: int, ledger_path: Path
+) -> tuple[float, float, int, set]:
+    """Ours end to end, on the daily job's own delivery path: chunks of ``chunk_users`` users through
+    :func:`activation.delivery.deliver_pipelined` (chunk k+1's ``plan_events`` — presend rules, hashing of
+    the sendable users only, building — while chunk k is delivered through the client and the ledger).
 
-    Returns (seconds, (hash seconds, build seconds) summed over chunks, events sent, planned users);
-    build seconds include ``presend_skips``, hash seconds cover the sendable users only.
+    Returns (seconds, preparation seconds summed over chunks, events sent, planned users).
     """
     settings = EventSettings(mode="custom_value", spec_id="bench", send_day=3)
     cfg = ClientConfig(pixel_id="1", access_token=TOKEN, graph_url=url, max_workers=workers)
-    stage = {"hash": 0.0, "build": 0.0}
+    run = RunInfo(run_id="bench", spec_id="bench", send_date=date.today())
+    prepared = [0.0]
     event_ids: list[str] = []
+    id_columns = [c for c in MATCH_COLUMNS if c in users.columns]
 
-    def prepare(part: pd.DataFrame) -> list[dict]:
+    def prepare(part: pd.DataFrame) -> EventPlan:
         t = time.perf_counter()
-        sendable = presend_skips(part, settings, now=now).isna().to_numpy()
-        stage["build"] += time.perf_counter() - t
-        t = time.perf_counter()
-        ud, _ = hash_identifiers(part[sendable], default_region="US")
-        stage["hash"] += time.perf_counter() - t
-        t = time.perf_counter()
-        plan = build_events(part, ud, settings, now=now)
-        stage["build"] += time.perf_counter() - t
+        plan = plan_events(part, settings, now=now, id_columns=id_columns, default_region="US")
+        prepared[0] += time.perf_counter() - t
         event_ids.extend(e.event_id for e in plan.events)
-        return [e.payload for e in plan.events]
+        return plan
 
     t0 = time.perf_counter()
-    with CapiClient(cfg) as client:
-
-        def deliver(payloads: list[dict]) -> int:
-            return sum(o.state == "sent" for outcomes in client.send(payloads) for o in outcomes)
-
+    with CapiClient(cfg) as client, Ledger(ledger_path) as ledger:
         parts = (users.iloc[i : i + chunk_users] for i in range(0, len(users), chunk_users))
-        sent = sum(pipelined(parts, prepare, deliver))
+        sent = sum(r.sent for r in deliver_pipelined(parts, prepare, client=client, ledger=ledger, run=run))
     elapsed = time.perf_counter() - t0
     # bookkeeping for the peer (which users to send through the SDK), outside the timed pipeline
     sent_ids = set(event_ids)
     planned_users = {u for u in users["user_id"] if event_id_for("bench", u) in sent_ids}
-    return elapsed, (stage["hash"], stage["build"]), sent, planned_users
+    return elapsed, prepared[0], sent, planned_users
 
 
 def run_hash_only(users: pd.DataFrame) -> float:
@@ -256,9 +255,10 @@ def main() -> None:
         users = _users(args.events, args.seed, now)
         now_s = int(now.timestamp()) + 60
 
-        t_ours, (t_hash, t_build), sent_ours, planned_users = run_ours(
-            users, url, now_s, args.workers, args.chunk
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            t_ours, t_prepare, sent_ours, planned_users = run_ours(
+                users, url, now_s, args.workers, args.chunk, Path(tmp) / "ledger.duckdb"
+            )
         ours_stats = _stats(url)
         _reset(url)
         # the SDK peer sends the same events (the users our pipeline found sendable: user agent etc.)
@@ -279,9 +279,8 @@ def main() -> None:
         "ours_requests": ours_stats["requests"],
         "ours_client_workers": args.workers,
         "ours_chunk_users": args.chunk,
-        "ours_hash_seconds_in_pipeline": round(t_hash, 2),
-        "ours_build_seconds_in_pipeline": round(t_build, 2),
-        "ours_send_wait_seconds": round(max(t_ours - t_hash - t_build, 0.0), 2),
+        "ours_prepare_seconds_in_pipeline": round(t_prepare, 2),
+        "ours_send_wait_seconds": round(max(t_ours - t_prepare, 0.0), 2),
         "normalize_hash_rows_per_s": round(n / t_hash_alone),
         "normalize_hash_seconds": round(t_hash_alone, 2),
         "sdk_events_per_s": round(sent_sdk / t_sdk),
