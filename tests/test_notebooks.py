@@ -23,14 +23,10 @@ KERNEL = "pltv-test-venv"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
-    """A SQLite MLflow store with send day 7 trained twice (an older as_of, then the default)."""
-    from pltv.train import train
-
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    train(SAMPLE, send_days=(7,), tracking_uri=uri, as_of="2026-08-01")
-    train(SAMPLE, send_days=(7,), tracking_uri=uri)
-    return uri
+def store(d7_two_versions_store) -> str:
+    """A SQLite MLflow store with send day 7 trained twice (an older as_of, then the default): the
+    session's, shared with the compare tests (the notebooks only read it)."""
+    return d7_two_versions_store
 
 
 @pytest.fixture(scope="module")

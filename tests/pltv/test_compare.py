@@ -13,19 +13,16 @@ from pltv.compare import compare_versions
 from pltv.errors import RegistryError
 from pltv.features import build_features, default_as_of
 from pltv.sources import open_source
-from pltv.train import split_cohorts, train
+from pltv.train import split_cohorts
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 NAME = "pltv_d7"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
+def store(d7_two_versions_store) -> str:
     """Send day 7 trained twice: an older as_of (v1), then the default as_of kept as challenger (v2)."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    train(SAMPLE, send_days=(7,), tracking_uri=uri, as_of="2026-08-01")
-    train(SAMPLE, send_days=(7,), tracking_uri=uri, promote=False)
-    return uri
+    return d7_two_versions_store
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,22 @@
+"""Session-wide fixtures: trained MLflow stores are expensive (``train()`` is most of the suite's time),
+so a store that tests only read is trained once per session and shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def d7_two_versions_store(tmp_path_factory) -> str:
+    """Send day 7 trained twice on the sample: an older as_of (v1, champion), then the default as_of kept
+    as challenger (v2). Read-only for its users (compare, notebooks): register into a store of your own."""
+    from pltv.train import train
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow-d7') / 'mlflow.db'}"
+    train(SAMPLE, send_days=(7,), tracking_uri=uri, as_of="2026-08-01")
+    train(SAMPLE, send_days=(7,), tracking_uri=uri, promote=False)
+    return uri
