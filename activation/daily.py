@@ -43,7 +43,7 @@ from activation.quality import estimate_match_quality
 from activation.redaction import log_event
 from activation.report import population_stability_index
 from activation.settings import event_id_for
-from activation.spec import EventSpec, load_spec
+from activation.spec import EventSpec, check_spec_model, load_spec
 from activation.types import EventPlan
 from pltv.config import Config, SourceConfig
 from pltv.contract import DELIVERY, MATCH_COLUMNS
@@ -286,8 +286,6 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     spec = load_spec(options.spec_path)
     settings = spec.event_settings()
     if model is None:
-        from activation.design_io import check_spec_model
-
         check_spec_model(spec, options.tracking_uri)
         try:
             model = load_model(options.tracking_uri, spec.model_name, spec.model_version)

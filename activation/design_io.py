@@ -19,19 +19,12 @@ from activation.design import (
 from activation.errors import EventSettingsError
 from activation.events import plan_events
 from activation.settings import EventSettings, event_id_for
-from activation.spec import EventSpec, SpecError, save_spec
+from activation.spec import save_spec, version_tags
 from pltv.config import Config
 from pltv.contract import DELIVERY, MATCH_COLUMNS
 from pltv.sources import open_source
 
 RECENT_WEEKS = DATASET_WEEKS
-
-
-def _version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
-    """Tags ``pltv train`` put on a registered version (``send_day``, ``horizon_days``, ``as_of``)."""
-    from mlflow import MlflowClient
-
-    return dict(MlflowClient(tracking_uri).get_model_version(name, str(version)).tags)
 
 
 def _log_to_version_run(tracking_uri: str, name: str, version: str, path: Path) -> None:
@@ -152,7 +145,7 @@ def design_from_registry(
             continue
         holdout = registry.holdout_for(uri, name, version)
         holdouts[d], models[d] = holdout, (name, str(version))
-        horizons.add(int(_version_tags(uri, name, version)["horizon_days"]))
+        horizons.add(int(version_tags(uri, name, version)["horizon_days"]))
     if not holdouts:
         raise EventSettingsError(
             f"no registered champion for send days {list(days)} in {uri} (model names {template}); "
@@ -177,26 +170,3 @@ def design_from_registry(
     path = save_spec(result.spec, out)
     _log_to_version_run(uri, result.spec.model_name, result.spec.model_version, path)
     return result, path
-
-
-def check_spec_model(spec: EventSpec, tracking_uri: str) -> None:
-    """Fail clearly when the registry's pinned version does not fit the spec (missing, other send day)."""
-    from pltv import tracking
-
-    tracking.configure(tracking_uri, existing=True)
-    try:
-        params = _version_tags(tracking_uri, spec.model_name, spec.model_version)
-    except Exception as exc:
-        raise SpecError(
-            f"the spec pins {spec.model_name} version {spec.model_version}, which the registry at "
-            f"{tracking_uri} cannot provide ({type(exc).__name__}: {exc})"
-        ) from exc
-    if int(params.get("send_day", spec.send_day)) != spec.send_day:
-        raise SpecError(
-            f"the spec's send day {spec.send_day} does not match model {spec.model_name} v{spec.model_version}, "
-            f"trained for send day {params['send_day']}"
-        )
-    if int(params.get("horizon_days", spec.horizon_days)) != spec.horizon_days:
-        raise SpecError(
-            f"the spec's horizon {spec.horizon_days} days does not match the model's {params['horizon_days']}"
-        )

@@ -144,3 +144,33 @@ def load_spec(path: str | Path) -> EventSpec:
     except json.JSONDecodeError as exc:
         raise SpecError(f"spec file {path} is not valid JSON (line {exc.lineno})") from None
     return EventSpec.from_dict(data)
+
+
+def version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
+    """Tags ``pltv train`` put on a registered version (``send_day``, ``horizon_days``, ``as_of``)."""
+    from mlflow import MlflowClient
+
+    return dict(MlflowClient(tracking_uri).get_model_version(name, str(version)).tags)
+
+
+def check_spec_model(spec: EventSpec, tracking_uri: str) -> None:
+    """Fail clearly when the registry's pinned version does not fit the spec (missing, other send day)."""
+    from pltv import tracking
+
+    tracking.configure(tracking_uri, existing=True)
+    try:
+        params = version_tags(tracking_uri, spec.model_name, spec.model_version)
+    except Exception as exc:
+        raise SpecError(
+            f"the spec pins {spec.model_name} version {spec.model_version}, which the registry at "
+            f"{tracking_uri} cannot provide ({type(exc).__name__}: {exc})"
+        ) from exc
+    if int(params.get("send_day", spec.send_day)) != spec.send_day:
+        raise SpecError(
+            f"the spec's send day {spec.send_day} does not match model {spec.model_name} v{spec.model_version}, "
+            f"trained for send day {params['send_day']}"
+        )
+    if int(params.get("horizon_days", spec.horizon_days)) != spec.horizon_days:
+        raise SpecError(
+            f"the spec's horizon {spec.horizon_days} days does not match the model's {params['horizon_days']}"
+        )
