@@ -149,6 +149,7 @@ class DailyReport:
     failed: int = 0
     skipped: Counter = field(default_factory=Counter)
     failures: Counter = field(default_factory=Counter)  # (code, subcode) -> events
+    identity_dropped: Counter = field(default_factory=Counter)  # (user_data key, reason) -> values dropped
     match_quality: Any = None
     psi: float | None = None
     value_quantiles: dict[str, float] = field(default_factory=dict)
@@ -383,6 +384,8 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
             timed("hash+build", t)
             report.planned += len(plan.events)
             report.skipped.update(plan.skip_reasons())
+            if plan.identity is not None:
+                report.identity_dropped.update(plan.identity.dropped)
             key_sets.update(frozenset(e.payload["user_data"]) for e in plan.events)
             values_sent.append(np.array([e.value for e in plan.events]))
             return plan
@@ -421,6 +424,9 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
             report.psi = population_stability_index(ref["edges"], ref["shares"], sent_values)
     report.stage_seconds = {k: round(v, 3) for k, v in stage.items()}
     report.seconds = time.perf_counter() - t0
+    if report.identity_dropped:  # counts only: which keys were unusable and why, never a value
+        log_event(log, "activation.identifiers_dropped", run_id=run_id,
+                  **{f"{k}.{r}": n for (k, r), n in sorted(report.identity_dropped.items())})  # fmt: skip
     log_event(log, "activation.daily_finished", run_id=run_id, sent=report.sent, failed=report.failed,
               skipped=sum(report.skipped.values()), seconds=round(report.seconds, 2))  # fmt: skip
     return report

@@ -350,3 +350,26 @@ def test_events_within_the_send_margin_of_the_age_limit_are_skipped():
     assert build_one(user, UD, CUSTOM, now=NOW).reason == "too_old"
     fresher = _user(signup_at=(event_time + timedelta(hours=2) - timedelta(days=CUSTOM.send_day)).isoformat())
     assert not isinstance(build_one(fresher, UD, CUSTOM, now=NOW), SkippedEvent)
+
+
+def test_plan_events_reports_what_hashing_dropped_for_the_sendable_users():
+    """plan_events carries the IdentityReport of the users it hashed: counts per key and reason, no values."""
+    from activation.events import plan_events
+
+    users = with_send_at(
+        pd.DataFrame(
+            {
+                "user_id": ["a", "b", "c"],
+                "signup_at": pd.to_datetime(["2026-10-26"] * 3),
+                "predicted_ltv": [10.0, 20.0, 0.0],
+                "email": ["a@x.com", "not-an-email", "also-bad"],
+                "client_user_agent": ["UA", "UA", "UA"],
+                "client_ip_address": ["1.2.3.4"] * 3,
+            }
+        ),
+        CUSTOM,
+    )
+    plan = plan_events(users, CUSTOM, now=NOW, id_columns=["email", "client_user_agent", "client_ip_address"])
+    assert plan.identity.rows == 2  # user c is skipped (value 0) before hashing
+    assert plan.identity.dropped == {("em", "invalid_format"): 1}
+    assert [e.event_id for e in plan.events] == [event_id_for("spec-1", "a"), event_id_for("spec-1", "b")]
