@@ -9,7 +9,8 @@ one prepared chunk waits, so memory stays bounded by two chunks.
         ...
 
 ``deliver`` runs in one thread at a time, in order, so a handle used only there (a ledger connection,
-a client) is never used concurrently; ``prepare`` runs in the calling thread.
+a client) is never used concurrently; ``prepare`` runs in the calling thread. The daily job delivers
+through it (:func:`activation.delivery.deliver_pipelined`, and a dry run's outbox writer).
 """
 
 from __future__ import annotations
