@@ -13,7 +13,7 @@ from pltv.compare import compare_versions
 from pltv.errors import RegistryError
 from pltv.features import build_features, default_as_of
 from pltv.sources import open_source
-from pltv.train import split_cohorts
+from pltv.train import split_cohorts, train
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 NAME = "pltv_d7"
