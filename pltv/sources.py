@@ -43,6 +43,7 @@ _BOOLEAN = ("consent", "ldu")
 _TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
                "events": ("occurred_at",)}  # fmt: skip
 CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
+MAX_REVENUE = 1e12  # largest believable |revenue| of one transaction, in any currency's units
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,18 @@ def _build_transactions(con, columns: dict[str, str], currency: str, cutoff: dat
         raise DataQualityError(
             f"table 'transactions', column 'revenue': {bad:,} value(s) are not numbers (first {key} = {example})"
             + hint
+        )
+    bad, example = _first_bad_key(
+        con,
+        f"SELECT count(*), min({key}::VARCHAR) FROM mapped_transactions WHERE revenue IS NOT NULL "
+        f"AND NOT (isfinite(TRY_CAST(revenue AS DOUBLE)) AND abs(TRY_CAST(revenue AS DOUBLE)) <= {MAX_REVENUE})",
+    )
+    if bad:
+        # nan/inf (or 1e400 read as inf) would pass as a number and break training and every sum after it
+        raise DataQualityError(
+            f"table 'transactions', column 'revenue': {bad:,} value(s) are not finite amounts (nan, inf or "
+            f"beyond +-{MAX_REVENUE:g}; first {key} = {example}); export missing revenue as empty (null) "
+            "and amounts in the currency's units"
         )
     if "currency" in columns:
         found = [

@@ -240,6 +240,29 @@ def test_a_bad_timestamp_hint_says_offsets_are_converted(tmp_path):
         open_source(root)
 
 
+@pytest.mark.parametrize("text", ["nan", "inf", "-Infinity", "1e400", "2e12"])
+def test_non_finite_revenue_in_csv_is_an_error_naming_the_transaction(tmp_path, text):
+    """nan, inf and overflowing amounts in a CSV are refused, naming transactions.revenue and the id."""
+    tx = _transactions().astype({"revenue": str})
+    tx.loc[2, "revenue"] = text
+    root = _write_csv_folder(tmp_path / "csv", _users(), tx)
+    with pytest.raises(
+        DataQualityError,
+        match=r"table 'transactions', column 'revenue'.*not finite.*first transaction_id = t3",
+    ):
+        open_source(root)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), 1e308])
+def test_non_finite_or_absurd_revenue_in_parquet_is_an_error(tmp_path, value):
+    """inf and 1e308 (whose sums overflow) in a Parquet export are refused, naming the transaction id."""
+    tx = _transactions()
+    tx.loc[1, "revenue"] = value
+    root = _write_parquet_folder(tmp_path / "pq", _users(), tx)
+    with pytest.raises(DataQualityError, match=r"column 'revenue'.*first transaction_id = t2"):
+        open_source(root)
+
+
 def test_bad_rows_are_dropped_and_counted(tmp_path):
     """Duplicate ids, unknown users, rows before signup and null revenue are dropped and counted."""
     tx = _transactions()
