@@ -42,6 +42,14 @@ FAULT_KINDS = ("latency", "http_500", "throttle", "drop", "drop_after")
 THROTTLE_CODES = (4, 17, 613, 80004)
 DEDUP_WINDOW_S = 48 * 3600
 _EVENTS_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/events/?$")
+# Graph API versions the sandbox serves: REFERENCE.md §1 (the SDK's v26.0 is the newest; every version is
+# supported for at least 2 years, about six releases back). Graph versions are always ``vN.0``.
+NEWEST_API_MAJOR = 26
+OLDEST_API_MAJOR = 20
+MAX_BODY_BYTES = (
+    16 * 1024 * 1024
+)  # no documented size limit (UNCONFIRMED): a bound so one request cannot eat RAM
+READ_TIMEOUT_S = 30.0  # a request whose body never arrives frees its thread after this long
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +121,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    timeout = (
+        READ_TIMEOUT_S  # StreamRequestHandler applies it to the socket: a stalled client cannot hang a thread
+    )
+
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -130,9 +142,42 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _read_body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+    def _plain(self, status: int, reason: str) -> None:
+        """A malformed HTTP request: a plain answer, and the connection closed (its framing is unknown)."""
+        body = f"{status} {reason}\n".encode()
+        self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes | None:
+        """The request body, or ``None`` after answering 400/411/413 (a framing error is never a traceback)."""
+        if self.headers.get("Transfer-Encoding"):
+            self._plain(411, "Length Required")  # chunked bodies are not accepted: send Content-Length
+            return None
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            self._plain(411, "Length Required")
+            return None
+        if len(set(values)) != 1 or not values[0].strip().isdigit():
+            self._plain(400, "Bad Request: Content-Length must be one non-negative integer")
+            return None
+        n = int(values[0])
+        if n > MAX_BODY_BYTES:
+            self._plain(413, "Payload Too Large")
+            return None
+        try:
+            body = self.rfile.read(n) if n else b""
+        except (TimeoutError, OSError):
+            self.close_connection = True
+            return None
+        if len(body) != n:  # the client closed before sending what it announced
+            self.close_connection = True
+            return None
+        return body
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -188,8 +233,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         split = urlsplit(self.path)
         body = self._read_body()
+        if body is None:
+            return
         m = _EVENTS_PATH.match(split.path)
         if m:
+            if self._refuse_path(m.group(1), m.group(2)):
+                return
             self._events(body, parse_qs(split.query), m.group(2))
         elif split.path == "/_sandbox/faults":
             try:
@@ -214,6 +263,34 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"reset": True})
         else:
             self._error(404, 803, "Unknown path", kind="GraphMethodException")
+
+    def _refuse_path(self, version: str, pixel_id: str) -> bool:
+        """Answer as the Graph API does for a version it does not serve or a pixel id that cannot exist."""
+        major, minor = (int(part) for part in version[1:].split("."))
+        if minor != 0 or major > NEWEST_API_MAJOR:
+            self._error(400, 2500, f"Unknown path components: /{version}", kind="OAuthException")
+            return True
+        if major < OLDEST_API_MAJOR:
+            # the Marketing API's answer to a retired version (CAPI calls count as Marketing API calls)
+            self._error(
+                400,
+                2635,
+                f"(#2635) You are calling a deprecated version of the Ads API. Please update to the latest "
+                f"version: v{NEWEST_API_MAJOR}.0.",
+            )
+            return True
+        if not pixel_id.isascii() or not pixel_id.isdigit():
+            # REFERENCE.md §6: 100 + subcode 33 = the pixel does not exist or permissions are missing
+            self._error(
+                400,
+                100,
+                "Unsupported post request. Object with ID does not exist, cannot be loaded due to missing "
+                "permissions, or does not support this operation",
+                subcode=33,
+                kind="GraphMethodException",
+            )
+            return True
+        return False
 
     def _events(self, body: bytes, query: Mapping[str, list[str]], pixel_id: str) -> None:
         state = self.server.state

@@ -1,0 +1,111 @@
+"""The sandbox is as strict as Meta at the HTTP and URL level: malformed requests get 400/411, never a traceback
+or a hung thread; a pixel id or API version Meta would refuse is refused."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+from capi_helpers import TOKEN, make_events
+
+from activation.sandbox import Sandbox
+
+
+def _raw(sb: Sandbox, request: bytes, *, timeout: float = 5.0) -> bytes:
+    """Send raw bytes over a loopback socket and read the answer until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=timeout) as conn:
+        conn.sendall(request)
+        chunks = []
+        try:
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+def _post_head(content_length: str, body: bytes = b"") -> bytes:
+    return (
+        b"POST /v26.0/123/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {content_length}\r\n\r\n".encode()
+        + body
+    )
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1e3", ""])
+def test_malformed_content_length_is_answered_400_and_the_server_stays_up(sb, capfd, value):
+    """Content-Length abc/-1/1e3/empty: HTTP 400 at once (no traceback, no thread waiting forever)."""
+    started = time.monotonic()
+    answer = _raw(sb, _post_head(value, b"{}"))
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    assert time.monotonic() - started < 3
+    assert "Traceback" not in capfd.readouterr().err
+    ok = requests.post(
+        f"{sb.url}/v26.0/123/events",
+        json={"data": [e.payload for e in make_events(1)], "access_token": TOKEN},
+        timeout=5,
+    )
+    assert ok.status_code == 200
+
+
+def test_post_without_content_length_is_answered_411(sb):
+    """A POST without Content-Length (or chunked) gets 411 Length Required."""
+    head = b"POST /v26.0/123/events HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _raw(sb, head).startswith(b"HTTP/1.1 411")
+    chunked = b"POST /v26.0/123/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    assert _raw(sb, chunked).startswith(b"HTTP/1.1 411")
+
+
+def test_oversized_body_is_answered_413_without_reading_it(sb):
+    """A Content-Length past the sandbox's bound is refused before the body is read."""
+    assert _raw(sb, _post_head(str(10**12))).startswith(b"HTTP/1.1 413")
+
+
+def test_a_body_that_never_arrives_frees_the_thread(monkeypatch):
+    """A client announcing more bytes than it sends is dropped after the read timeout, not held forever."""
+    import activation.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module._Handler, "timeout", 0.5)
+    with Sandbox() as sb:
+        started = time.monotonic()
+        answer = _raw(sb, _post_head("100", b"{"), timeout=5)
+        assert answer == b"" and time.monotonic() - started < 3
+
+
+def _graph_error(sb: Sandbox, path: str) -> tuple[int, dict]:
+    r = requests.post(
+        f"{sb.url}{path}",
+        json={"data": [e.payload for e in make_events(1)], "access_token": TOKEN},
+        timeout=5,
+    )
+    return r.status_code, r.json().get("error", {})
+
+
+def test_non_numeric_pixel_id_is_refused_as_an_unknown_object(sb):
+    """Pixel `abc`: code 100 subcode 33 (the object does not exist), as Meta answers; nothing kept."""
+    status, err = _graph_error(sb, "/v26.0/abc/events")
+    assert status == 400 and (err["code"], err["error_subcode"]) == (100, 33)
+    assert sb.events() == []
+
+
+@pytest.mark.parametrize(
+    ("version", "code"), [("v1.0", 2635), ("v19.0", 2635), ("v26.1", 2500), ("v99.0", 2500)]
+)
+def test_api_version_meta_does_not_serve_is_refused(sb, version, code):
+    """A retired version (v1.0) is refused as deprecated, one that does not exist as unknown path components."""
+    status, err = _graph_error(sb, f"/{version}/123/events")
+    assert status == 400 and err["code"] == code
+    assert sb.events() == []
+
+
+def test_supported_versions_are_served(sb):
+    """Versions within Meta's two-year support window are accepted."""
+    for version in ("v20.0", "v24.0", "v26.0"):
+        r = requests.post(
+            f"{sb.url}/{version}/123/events",
+            json={"data": [e.payload for e in make_events(1, spec=version)], "access_token": TOKEN},
+            timeout=5,
+        )
+        assert r.status_code == 200, r.text
