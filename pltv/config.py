@@ -124,8 +124,40 @@ def _build_section(name: str, raw: Mapping[str, Any]) -> Any:
         values["columns"] = _frozen_mapping({t: _frozen_mapping(m) for t, m in columns.items()})
     for key in ("send_days", "extra_categoricals"):
         if key in values:
+            if not isinstance(values[key], list):
+                raise ConfigError(
+                    f"pltv.toml [{name}] {key}: expected a list, got {type(values[key]).__name__}"
+                )
             values[key] = tuple(values[key])
+    _check_types(name, values)
     return cls(**values)
+
+
+MAX_HORIZON_DAYS = 3650
+
+
+def _check_types(section: str, values: Mapping[str, Any]) -> None:
+    """Numbers are whole numbers in range (1e400 reads as inf, 1.5 and true are not days); text is text."""
+
+    def whole(key: str, value: Any, low: int, high: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(
+                f"pltv.toml [{section}] {key}: expected whole numbers in {low}..{high}, got {value!r}"
+            )
+
+    for key, value in values.items():
+        if key == "send_days":
+            for day in value:
+                whole(key, day, 0, MAX_HORIZON_DAYS)
+        elif key == "horizon_days":
+            whole(key, value, 1, MAX_HORIZON_DAYS)
+        elif key == "extra_categoricals":
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"pltv.toml [{section}] {key}: expected a list of column names")
+        elif key != "columns" and not isinstance(value, str):
+            raise ConfigError(
+                f'pltv.toml [{section}] {key}: expected a quoted string, got {type(value).__name__} (write {key} = "...")'
+            )
 
 
 def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> Config:
