@@ -23,6 +23,7 @@ import logging
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -107,6 +108,8 @@ class _State:
     def reset(self) -> None:
         self.accepted: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self.without_id: list[dict[str, Any]] = []
+        # (event_name, event_id) -> times counted: a receipt after the 48 h dedup window counts again
+        self.counted: dict[tuple[str, str], int] = {}
         self.stats = {"requests": 0, "accepted": 0, "duplicates": 0, "rejected_batches": 0, "faults": 0}
         self.fault_counts: dict[str, int] = {}
         self.last_errors: list[dict[str, Any]] = []
@@ -360,6 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     state.accepted[key] = (now, event)
                     state.stats["accepted"] += 1
+                    state.counted[key] = state.counted.get(key, 0) + 1
             trace = state.next_trace()
         if fault == "drop_after":
             self._drop()  # processed, but the response is lost: the client retries, dedup absorbs it
@@ -397,6 +401,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 64
     state: _State
     sandbox: Sandbox
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (timed out, killed) is normal here: no traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return
+        log.error("sandbox.request_failed error=%s", type(exc).__name__)
 
 
 class Sandbox:
@@ -458,6 +469,12 @@ class Sandbox:
         """The accepted (deduplicated) events."""
         with self._server.state.lock:
             return [e for _, e in self._server.state.accepted.values()] + list(self._server.state.without_id)
+
+    def counted(self) -> dict[tuple[str, str], int]:
+        """How many times each (event_name, event_id) was counted: more than once means a re-send after
+        Meta's 48 h dedup window (a double-counted value)."""
+        with self._server.state.lock:
+            return dict(self._server.state.counted)
 
     def summary(self) -> dict[str, Any]:
         """Counts per event name, request/duplicate/fault counts and the last errors."""
