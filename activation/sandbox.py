@@ -70,18 +70,42 @@ class FaultConfig:
             raise ValueError(f"fault kinds must be among {FAULT_KINDS}, got {sorted(unknown) or 'none'}")
 
 
+# a replay clock is a moment Meta could have received events: Graph API CAPI did not exist before 2015
+_EARLIEST_NOW = datetime(2015, 1, 1, tzinfo=UTC)
+_LATEST_NOW = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def parse_now(value: str | float | datetime) -> float:
-    """Unix seconds from an ISO datetime (naive = UTC), a datetime or a number."""
+    """Unix seconds from an ISO datetime (naive = UTC), a datetime or a number; ``ValueError`` for anything
+    else and for moments outside 2015..2100 (``inf``, ``1e20``, year 1)."""
+    seconds: float
+    if isinstance(value, bool):
+        raise ValueError(f"--now must be an ISO datetime or unix seconds, got {value!r}")
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+        seconds = float(value)
+    else:
+        if isinstance(value, str):
+            try:
+                seconds = float(value)
+            except ValueError:
+                try:
+                    value = datetime.fromisoformat(value.strip())
+                except ValueError:
+                    raise ValueError(
+                        f"--now must be an ISO datetime (2026-10-30T01:00:00Z) or unix seconds, got {value!r}"
+                    ) from None
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            try:
+                seconds = value.timestamp()
+            except (OverflowError, OSError, ValueError):
+                seconds = float("nan")
+    if not _EARLIEST_NOW.timestamp() <= seconds < _LATEST_NOW.timestamp():  # nan and inf fail too
+        raise ValueError(
+            f"--now must be a moment between {_EARLIEST_NOW:%Y-%m-%d} and {_LATEST_NOW:%Y-%m-%d} UTC, got {value!r}"
+        )
+    return seconds
 
 
 class _State:

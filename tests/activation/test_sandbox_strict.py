@@ -109,3 +109,29 @@ def test_supported_versions_are_served(sb):
             timeout=5,
         )
         assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "value", ["inf", "nan", "1e20", "-5", "0001-01-01", "9999-12-31T00:00:00", "tomorrow", ""]
+)
+def test_replay_clock_outside_any_plausible_moment_is_a_value_error(value):
+    """--now inf / 1e20 / year 1 is a one-line ValueError (the CLI's exit 2), never an OverflowError."""
+    from activation.sandbox import parse_now
+
+    with pytest.raises(ValueError, match="--now must be"):
+        parse_now(value)
+
+
+def test_now_out_of_range_is_a_clean_exit_2_from_the_cli(tmp_path):
+    """`pltv score-and-send --now inf` exits 2 with one line, before anything is loaded."""
+    from typer.testing import CliRunner
+
+    from pltv.cli import app
+
+    result = CliRunner().invoke(
+        app, ["score-and-send", "--date", "2026-10-30", "--now", "inf", "--spec", str(tmp_path / "s.json"),
+              "--graph-url", "http://127.0.0.1:9", "--ledger", str(tmp_path / "l.duckdb")],
+        env={"META_ACCESS_TOKEN": "t"},
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--now must be" in result.output
+    assert "Traceback" not in result.output
