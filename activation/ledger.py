@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ STATES = (PENDING, SENT, FAILED, SKIPPED)
 RETRYABLE = "retries_exhausted"  # failed only because retries ran out: a later run sends it again
 REJECTED = "rejected"  # Meta refused the event itself: never re-sent (it would poison the batch again)
 EXPIRED = "expired"  # owed, but too old for Meta before any run could send it
+# may have reached Meta (a timeout, a reset after the body left, a dead run's pending) and Meta's dedup
+# window from that moment has closed: a re-send would be counted twice, so it is never re-sent
+UNCONFIRMED = "unconfirmed"
+SUPERSEDED = "superseded"  # owed under an earlier spec, never delivered: the current spec sends the user
 TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason
 
 #: Where a row may be, finer than its state: each place a SQL predicate over the row (``{t}`` = table).
@@ -42,7 +46,9 @@ PLACES: Mapping[str, str] = {
     "pending": f"{{t}}.state = '{PENDING}'",
     "sent": f"{{t}}.state = '{SENT}'",
     "failed_retryable": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS NOT DISTINCT FROM '{RETRYABLE}'",
-    "failed_for_good": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS DISTINCT FROM '{RETRYABLE}'",
+    "failed_for_good": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS DISTINCT FROM '{RETRYABLE}' "
+    f"AND {{t}}.reason IS DISTINCT FROM '{UNCONFIRMED}'",
+    "unconfirmed": f"{{t}}.state = '{FAILED}' AND {{t}}.reason = '{UNCONFIRMED}'",
     "skipped_for_clock": f"{{t}}.state = '{SKIPPED}' AND coalesce({{t}}.reason IN "
     f"({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)",
     "skipped_for_good": f"{{t}}.state = '{SKIPPED}' AND NOT coalesce({{t}}.reason IN "
@@ -50,6 +56,9 @@ PLACES: Mapping[str, str] = {
 }
 #: Still owed to Meta: the next run sends these (while Meta's window is open) or expires them.
 OWED = ("pending", "failed_retryable", "skipped_for_clock")
+#: When a row first may have reached Meta: recorded on an outcome without a definitive answer, or when a
+#: dead run's ``pending`` row (its ``updated_at`` is the moment it was claimed) is found by a later write.
+MAY_HAVE_REACHED = "coalesce({t}.maybe_delivered_at, CASE WHEN {t}.state = 'pending' THEN {t}.updated_at END)"
 
 #: The state machine: each transition, the places a known row may leave by it (a new event id always
 #: may), and the state it enters. The ledger's writes are exactly these; a row in any other place is
@@ -65,6 +74,10 @@ TRANSITIONS: Mapping[str, tuple[tuple[str, ...], str]] = {
         f"{SENT}|{FAILED}",
     ),
     "expire": (OWED, FAILED),
+    # may have reached Meta, its dedup window is closed: settled as unconfirmed, never re-sent
+    "settle": (("pending", "failed_retryable", "skipped_for_clock", "skipped_for_good"), FAILED),
+    # an earlier spec's row: unconfirmed if it may have reached Meta, else (when owed) superseded
+    "supersede": ((*OWED, "skipped_for_good"), f"{FAILED}|{SKIPPED}"),
 }
 
 
@@ -77,6 +90,8 @@ def _may_leave(transition: str, table: str) -> str:
 def place_of(state: str, reason: str | None) -> str:
     """The place (a key of :data:`PLACES`) of a row in ``state`` with ``reason`` (pure, for tests and callers)."""
     if state == FAILED:
+        if reason == UNCONFIRMED:
+            return "unconfirmed"
         return "failed_retryable" if reason == RETRYABLE else "failed_for_good"
     if state == SKIPPED:
         return "skipped_for_clock" if reason in TEMPORARY_SKIPS else "skipped_for_good"
@@ -103,9 +118,12 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     error_message   VARCHAR,
     fbtrace_id      VARCHAR,
     created_at      TIMESTAMP NOT NULL,
-    updated_at      TIMESTAMP NOT NULL
+    updated_at      TIMESTAMP NOT NULL,
+    maybe_delivered_at TIMESTAMP
 )
 """
+# ledgers written before maybe_delivered_at existed gain it on their first write
+_MIGRATE = f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS maybe_delivered_at TIMESTAMP"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +148,7 @@ class RunCounts:
     failed: int
     expired: int
     pending: int
+    unconfirmed: int = 0
 
 
 @dataclass(frozen=True)
@@ -172,9 +191,36 @@ class Ledger:
             ).fetchall()[0][0]
             if not exists:  # a read-only connection (``pltv status``) works on an existing ledger
                 self.con.execute(_SCHEMA)
+            self._check_schema()
         except duckdb.Error as exc:
             raise LedgerError(f"cannot open the delivery ledger ({type(exc).__name__}): {exc}") from exc
         self._clock = clock
+
+    def _check_schema(self) -> None:
+        """A ``capi_events`` table that is not ours is an error naming what is missing; an older ledger
+        gains the columns added since (when writable)."""
+        columns = {
+            name
+            for (name,) in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                "AND database_name = current_database()",
+                [TABLE],
+            ).fetchall()
+        }
+        required = {"event_id", "run_id", "spec_id", "send_date", "event_name", "event_time", "value", "state",
+                    "reason", "attempts", "error_code", "error_subcode", "error_message", "fbtrace_id",
+                    "created_at", "updated_at"}  # fmt: skip
+        missing = sorted(required - columns)
+        if missing:
+            raise LedgerError(
+                f"table {TABLE} in this file is not a pltv delivery ledger (missing columns {missing}); "
+                "point --ledger (or [capi] ledger) at the ledger file, or at a new path"
+            )
+        self.writable = (
+            self.con.execute("SELECT current_setting('access_mode')").fetchall()[0][0] != "read_only"
+        )
+        if "maybe_delivered_at" not in columns and self.writable:
+            self.con.execute(_MIGRATE)
 
     def __enter__(self) -> Ledger:
         return self
@@ -239,7 +285,8 @@ class Ledger:
                 ON CONFLICT (event_id) DO UPDATE SET
                     run_id = excluded.run_id, model_version = excluded.model_version,
                     event_time = excluded.event_time, value = excluded.value, state = excluded.state,
-                    reason = excluded.reason, updated_at = excluded.updated_at
+                    reason = excluded.reason, updated_at = excluded.updated_at,
+                    maybe_delivered_at = {MAY_HAVE_REACHED.format(t=TABLE)}
                 WHERE {where}
                 """
             )
@@ -299,6 +346,8 @@ class Ledger:
                 "error_subcode": pd.array([o.error_subcode for o in outcomes], dtype="Int64"),
                 "error_message": [o.error_message for o in outcomes],
                 "fbtrace_id": [o.fbtrace_id for o in outcomes],
+                # sent, or no definitive answer: it may have reached Meta from the moment it was claimed
+                "reached": [o.state == SENT or o.maybe_delivered for o in outcomes],
             }
         )
         now = self._now()
@@ -311,7 +360,10 @@ class Ledger:
                     UPDATE {TABLE} SET state = o.state, reason = o.reason,
                         attempts = {TABLE}.attempts + o.attempts, events_received = o.events_received,
                         error_code = o.error_code, error_subcode = o.error_subcode,
-                        error_message = o.error_message, fbtrace_id = o.fbtrace_id, updated_at = ?
+                        error_message = o.error_message, fbtrace_id = o.fbtrace_id, updated_at = ?,
+                        maybe_delivered_at = CASE WHEN o.reached
+                            THEN coalesce({TABLE}.maybe_delivered_at, {TABLE}.updated_at)
+                            ELSE {TABLE}.maybe_delivered_at END
                     FROM _outcomes o
                     WHERE {TABLE}.event_id = o.event_id AND {_may_leave("outcome", TABLE)}
                     """,
@@ -363,6 +415,76 @@ class Ledger:
 
         return len(self._transaction(run))
 
+    def settle_unconfirmed(self, *, now: datetime, window_s: float) -> int:
+        """Rows still owed that may have reached Meta more than ``window_s`` ago (Meta's dedup window,
+        less a margin) become ``failed``/``unconfirmed``: a re-send now would be counted a second time.
+        Returns how many."""
+        now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+        cutoff = now - timedelta(seconds=window_s)
+        stamp = self._now()
+
+        def run() -> list:
+            return self.con.execute(
+                f"UPDATE {TABLE} SET state = '{FAILED}', reason = '{UNCONFIRMED}', updated_at = ?, "
+                f"maybe_delivered_at = {MAY_HAVE_REACHED.format(t=TABLE)} "
+                f"WHERE {MAY_HAVE_REACHED.format(t=TABLE)} < ? AND {_may_leave('settle', TABLE)} "
+                "RETURNING event_id",
+                [stamp, cutoff],
+            ).fetchall()
+
+        return len(self._transaction(run))
+
+    def other_specs(self, *, event_name: str, spec_id: str) -> list[str]:
+        """The other specs whose events carried ``event_name`` (a redesign keeps the name, or reuses it)."""
+        rows = self.con.execute(
+            f"SELECT DISTINCT spec_id FROM {TABLE} WHERE event_name = ? AND spec_id <> ? ORDER BY 1",
+            [event_name, spec_id],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def supersede(self, event_ids: Iterable[str]) -> set[str]:
+        """For ids of an earlier spec (the same users' events under it): the ids whose user is served.
+
+        Served: sent, unconfirmed, or still owed but may have reached Meta (then settled as unconfirmed
+        now: the earlier spec's id will not be sent again, and a new id would be counted a second time).
+        An owed row that never reached Meta becomes ``skipped``/``superseded``: the current spec sends
+        that user."""
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        stamp = self._now()
+        reached = MAY_HAVE_REACHED.format(t=TABLE)
+
+        def run() -> set[str]:
+            self.con.register("_old", pd.DataFrame({"event_id": ids}))
+            try:
+                old = f"{TABLE}.event_id IN (SELECT event_id FROM _old)"
+                self.con.execute(
+                    f"UPDATE {TABLE} SET state = '{FAILED}', reason = '{UNCONFIRMED}', updated_at = ?, "
+                    f"maybe_delivered_at = {reached} "
+                    f"WHERE {old} AND {_may_leave('supersede', TABLE)} AND {reached} IS NOT NULL",
+                    [stamp],
+                )
+                owed = " OR ".join(f"({PLACES[p].format(t=TABLE)})" for p in OWED)
+                self.con.execute(
+                    f"UPDATE {TABLE} SET state = '{SKIPPED}', reason = '{SUPERSEDED}', updated_at = ? "
+                    f"WHERE {old} AND ({owed})",
+                    [stamp],
+                )
+                served = f"({PLACES['sent'].format(t='l')}) OR ({PLACES['unconfirmed'].format(t='l')})"
+                rows = self.con.execute(
+                    f"SELECT l.event_id FROM {TABLE} l JOIN _old USING (event_id) WHERE {served}"
+                ).fetchall()
+            finally:
+                self.con.unregister("_old")
+            return {r[0] for r in rows}
+
+        return self._transaction(run)
+
+    def is_empty(self) -> bool:
+        """True when no run has written a row yet."""
+        return self.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0] == 0
+
     def states(self, event_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
         """``(state, reason)`` of each known id."""
         return {
@@ -378,25 +500,27 @@ class Ledger:
             SELECT send_date, run_id, spec_id,
                    count(*) FILTER (WHERE state = '{SENT}') AS sent,
                    count(*) FILTER (WHERE state = '{SKIPPED}') AS skipped,
-                   count(*) FILTER (WHERE state = '{FAILED}' AND reason IS DISTINCT FROM '{EXPIRED}') AS failed,
+                   count(*) FILTER (WHERE state = '{FAILED}' AND coalesce(reason, '') NOT IN ('{EXPIRED}', '{UNCONFIRMED}')) AS failed,
                    count(*) FILTER (WHERE reason = '{EXPIRED}') AS expired,
                    count(*) FILTER (WHERE state = '{PENDING}') AS pending,
+                   count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{UNCONFIRMED}') AS unconfirmed,
                    min(created_at) AS started
             FROM {TABLE} JOIN recent USING (send_date)
             GROUP BY ALL ORDER BY send_date DESC, started DESC
             """,
             [days],
         ).fetchall()
-        return [RunCounts(*r[:8]) for r in rows]
+        return [RunCounts(*r[:9]) for r in rows]
 
-    def backlog(self) -> tuple[int, int, int]:
-        """(pending, failed after retries, expired) over the whole ledger."""
+    def backlog(self) -> tuple[int, int, int, int]:
+        """(pending, failed after retries, expired, unconfirmed) over the whole ledger."""
         row = self.con.execute(
             f"SELECT count(*) FILTER (WHERE state = '{PENDING}'), "
             f"count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{RETRYABLE}'), "
-            f"count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{EXPIRED}') FROM {TABLE}"
+            f"count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{EXPIRED}'), "
+            f"count(*) FILTER (WHERE state = '{FAILED}' AND reason = '{UNCONFIRMED}') FROM {TABLE}"
         ).fetchall()[0]
-        return int(row[0]), int(row[1]), int(row[2])
+        return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
     def summary(
         self, *, send_date: date | None = None, run_id: str | None = None, errors: int = 5
@@ -424,7 +548,7 @@ class Ledger:
         rows = self.con.execute(
             f"""
             SELECT error_code, error_subcode, error_message, max(fbtrace_id), count(*), max(updated_at)
-            FROM {TABLE} WHERE {cond} AND state = 'failed' AND reason IS DISTINCT FROM '{EXPIRED}'
+            FROM {TABLE} WHERE {cond} AND state = 'failed' AND coalesce(reason, '') NOT IN ('{EXPIRED}', '{UNCONFIRMED}')
             GROUP BY 1, 2, 3 ORDER BY 6 DESC LIMIT {int(errors)}
             """,
             params,

@@ -67,3 +67,5 @@ class EventOutcome:
     error_subcode: int | None = None
     error_message: str | None = None
     retryable: bool = False  # failed only because retries ran out (a later run may retry)
+    # no definitive answer to some attempt (a timeout, a reset after the body left): it may have been delivered
+    maybe_delivered: bool = False

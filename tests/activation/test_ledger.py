@@ -20,6 +20,7 @@ ROWS = {
     "failed_for_good": ("failed", "rejected"),
     "skipped_for_clock": ("skipped", "in_future"),
     "skipped_for_good": ("skipped", "no_consent"),
+    "unconfirmed": ("failed", "unconfirmed"),
 }
 RUN = RunInfo(run_id="run-2", spec_id="spec-1", send_date=date(2026, 10, 30), model_version="1")
 
@@ -29,9 +30,9 @@ def _ledger_with(tmp_path, place: str) -> Ledger:
     state, reason = ROWS[place]
     ledger.con.execute(
         f"INSERT INTO {TABLE} (event_id, run_id, spec_id, send_date, event_name, event_time, value, state, "
-        "reason, created_at, updated_at) VALUES ('e1', 'run-1', 'spec-1', DATE '2026-10-30', 'pLTV_D3', ?, "
-        "10.0, ?, ?, ?, ?)",
-        [EVENT_TIME, state, reason, T0, T0],
+        "reason, created_at, updated_at, maybe_delivered_at) VALUES ('e1', 'run-1', 'spec-1', "
+        "DATE '2026-10-30', 'pLTV_D3', ?, 10.0, ?, ?, ?, ?, ?)",
+        [EVENT_TIME, state, reason, T0, T0, T0],  # every row may have reached Meta at T0
     )
     assert place_of(state, reason) == place
     return ledger
@@ -44,6 +45,10 @@ def _apply(ledger: Ledger, transition: str) -> None:
         ledger.claim_pending([PlannedEvent("e1", "pLTV_D3", EVENT_TIME, 10.0, {})], run=RUN)
     elif transition == "outcome":
         ledger.record_outcomes([EventOutcome("e1", "sent", 1, 1, "trace")])
+    elif transition == "settle":
+        ledger.settle_unconfirmed(now=datetime(2026, 11, 2, tzinfo=UTC), window_s=47 * 3600)
+    elif transition == "supersede":
+        ledger.supersede(["e1"])
     else:
         ledger.expire(older_than=datetime(2026, 11, 30, tzinfo=UTC))
 
@@ -72,7 +77,8 @@ def test_each_transition_moves_exactly_the_rows_the_table_allows(tmp_path, place
     if place in sources:
         assert after[0] in target.split("|") and after != before
         want = {"skip": ("skipped", "too_old"), "claim": ("pending", None), "outcome": ("sent", None),
-                "expire": ("failed", "expired")}[transition]  # fmt: skip
+                "expire": ("failed", "expired"), "settle": ("failed", "unconfirmed"),
+                "supersede": ("failed", "unconfirmed")}[transition]  # fmt: skip
         assert after[:2] == want
     else:
         assert after == before
