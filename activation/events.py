@@ -30,9 +30,11 @@ import pyarrow.compute as pc
 
 from activation.identity import hash_identifiers
 from activation.meta import (
+    MAX_VALUE,
     MUST_HASH,
     USER_DATA_KEYS,
     Rejection,
+    is_event_source_url,
     unix_seconds,
     user_data_rejection,
     validate_event,
@@ -100,6 +102,12 @@ def _outside_append_window(r: _Rows) -> np.ndarray:
     return ~sent_present | (r.now_s > sent_s + r.settings.append_window_s)
 
 
+def _invalid_url(r: _Rows) -> np.ndarray:
+    return np.fromiter(
+        (bool(u) and not is_event_source_url(u) for u in r.values("event_source_url")), dtype=bool, count=r.n
+    )
+
+
 def _missing_url(r: _Rows) -> np.ndarray:
     if r.settings.action_source != "website" or r.settings.event_source_url:
         return r.none()
@@ -118,11 +126,13 @@ PRESEND_RULES: tuple[tuple[str, Callable[[_Rows], np.ndarray]], ...] = (
     ("no_consent", _no_consent),
     ("missing_signup_at", lambda r: ~r.has_time),
     ("non_positive_value", _non_positive),
+    ("implausible_value", lambda r: np.abs(np.nan_to_num(r.value)) > MAX_VALUE),
     ("below_threshold", _below_threshold),
     ("too_old", lambda r: r.event_time < r.now_s - r.settings.sendable_age_s),
     ("in_future", lambda r: r.event_time > r.now_s),
     ("missing_conversion_ids", _missing_conversion_ids),  # append_value
     ("outside_append_window", _outside_append_window),  # append_value
+    ("invalid_event_source_url", _invalid_url),  # javascript:, data:, 18 KB: never sent
     ("missing_event_source_url", _missing_url),  # website
     ("missing_client_user_agent", _missing_user_agent),  # website: the raw column (never hashed)
 )

@@ -17,6 +17,7 @@ choice of this toolkit; the builder, the client, the designer and the sandbox im
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import pycountry
 
@@ -34,6 +36,12 @@ ATTRIBUTION_WINDOW_DAYS = 7  # Meta's default attribution setting: 7-day click
 ATTRIBUTION_SETTINGS = (1, 7)  # the click windows a campaign may use: 1-day click, 7-day click
 MAX_EVENTS_PER_REQUEST = 1000
 FUTURE_TOLERANCE_S = 60  # how far after the receiver's clock an event_time may be
+DEDUP_WINDOW_S = 48 * 3600  # Meta deduplicates (event_name, event_id) within 48 h of the first receipt
+MAX_EVENT_NAME_CHARS = 50  # the longest event name the Pixel and CAPI accept
+# Bounds Meta does not document (UNCONFIRMED), kept by this toolkit so one bad row cannot reach Meta:
+MAX_VALUE = 1e12  # custom_data.value / predicted_ltv: "a monetary amount", in any currency's units
+MAX_URL_CHARS = 2048  # event_source_url: the de-facto URL limit of browsers and servers
+MAX_USER_AGENT_CHARS = 1024  # client_user_agent: real ones are a few hundred characters
 
 APPEND_VALUE = "AppendValue"
 #: Meta's standard event names: a custom event must not reuse one.
@@ -117,6 +125,31 @@ def is_custom_event_name(name: object) -> bool:
     return isinstance(name, str) and bool(_CUSTOM_EVENT_NAME.fullmatch(name)) and name not in STANDARD_EVENTS
 
 
+def is_event_source_url(url: object) -> bool:
+    """An ``http(s)://host/...`` URL of at most :data:`MAX_URL_CHARS` printable characters (not
+    ``javascript:``, ``data:``, a bare path or a 20 KB blob)."""
+    if not isinstance(url, str) or not 0 < len(url) <= MAX_URL_CHARS or not url.isprintable():
+        return False
+    if any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def is_ip_address(value: object) -> bool:
+    """A valid IPv4 or IPv6 address (``999.9.9.9`` is not)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def is_sha256(value: str) -> bool:
     """True for a 64-character lowercase hex string (an already-hashed match key)."""
     return bool(_SHA256_RE.fullmatch(value))  # fullmatch: "$" would also accept a trailing newline
@@ -157,8 +190,8 @@ def _reject(subcode: int, reason: str, message: str) -> Rejection:
 
 def _is_number(v: Any) -> bool:
     if type(v) is float:  # the common case first
-        return math.isfinite(v)
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        return math.isfinite(v) and abs(v) <= MAX_VALUE
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= MAX_VALUE
 
 
 def _is_mapping(v: Any) -> bool:
@@ -168,7 +201,7 @@ def _is_mapping(v: Any) -> bool:
 def user_data_rejection(key: str, value: Any) -> Rejection | None:
     """The rule for one ``user_data`` value: a non-empty string (or list of them), SHA-256 where Meta
     requires hashing. Part of :func:`validate_event`; the column builder applies it per unique value."""
-    if type(value) is str and value:  # the common case, checked without building a list
+    if type(value) is str and value and key != "client_ip_address":  # the common case, without a list
         if key in MUST_HASH and not _is_hex64(value):
             return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
         return None
@@ -177,6 +210,10 @@ def user_data_rejection(key: str, value: Any) -> Rejection | None:
         return _reject(SUBCODE_INVALID_FIELD, "bad_user_data", f"user_data.{key} must be a non-empty string")
     if key in MUST_HASH and not all(is_sha256(v) for v in values):
         return _reject(SUBCODE_BAD_HASH, "unhashed_user_data", f"user_data.{key} must be SHA-256 hashed")
+    if key == "client_ip_address" and not all(is_ip_address(v) for v in values):
+        return _reject(
+            SUBCODE_INVALID_FIELD, "bad_client_ip_address", "user_data.client_ip_address must be a valid IP"
+        )
     return None
 
 
@@ -196,6 +233,12 @@ def validate_event(
     name = event.get("event_name")
     if not isinstance(name, str) or not name:
         return _reject(SUBCODE_MISSING_FIELD, "missing_event_name", "The parameter event_name is required")
+    if len(name) > MAX_EVENT_NAME_CHARS or not name.isprintable():
+        return _reject(
+            SUBCODE_INVALID_FIELD,
+            "bad_event_name",
+            f"event_name must be at most {MAX_EVENT_NAME_CHARS} printable characters",
+        )
     t = event.get("event_time")
     if not isinstance(t, int) or isinstance(t, bool):
         return _reject(SUBCODE_MISSING_FIELD, "missing_event_time", "event_time is required as unix seconds")
@@ -231,8 +274,15 @@ def validate_event(
             "insufficient_customer_information",
             "The event has insufficient customer information parameters to match",
         )
+    url = event.get("event_source_url")
+    if url is not None and not is_event_source_url(url):
+        return _reject(
+            SUBCODE_INVALID_FIELD,
+            "bad_event_source_url",
+            f"event_source_url must be an http(s) URL of at most {MAX_URL_CHARS} characters",
+        )
     if source == "website":
-        if not event.get("event_source_url"):
+        if not url:
             return _reject(
                 SUBCODE_MISSING_FIELD, "missing_event_source_url", "website events need event_source_url"
             )
@@ -251,7 +301,14 @@ def validate_event(
         return _reject(SUBCODE_INVALID_FIELD, "bad_custom_data", "custom_data must be an object")
     for num in ("value", "predicted_ltv"):
         if num in custom and not _is_number(custom[num]):
-            return _reject(SUBCODE_INVALID_FIELD, f"bad_{num}", f"custom_data.{num} must be a number")
+            return _reject(
+                SUBCODE_INVALID_FIELD,
+                f"bad_{num}",
+                f"custom_data.{num} must be a number within +-{MAX_VALUE:g}",
+            )
+    if name == "Purchase" and "value" not in custom:
+        # REFERENCE §4: value is "required for purchase events", currency "required for Purchase"
+        return _reject(SUBCODE_MISSING_FIELD, "missing_value", "Purchase events need custom_data.value")
     if "currency" in custom and not is_currency(custom["currency"]):
         return _reject(SUBCODE_INVALID_FIELD, "bad_currency", "custom_data.currency must be an ISO 4217 code")
     if "value" in custom and "currency" not in custom:

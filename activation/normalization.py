@@ -15,8 +15,10 @@ see ``../shared/capi/normalization_vectors.json``):
 - ``country`` ISO alpha-2 lowercase from alpha-2, alpha-3, English names and ``UK``/``USA``/``U.S.``.
 - ``external_id`` is **hashed** (Meta recommends it): trimmed and lowercased first, so the same ID
   hashes identically on every channel (the Pixel's automatic advanced matching lowercases too).
-- ``client_ip_address`` (validated), ``client_user_agent``, ``fbc``, ``fbp`` (case kept: the fbclid is
-  case-sensitive), ``madid`` and ``anon_id`` are never hashed, only trimmed.
+- ``client_ip_address`` (validated), ``client_user_agent`` (at most ``MAX_USER_AGENT_CHARS``), ``fbc``,
+  ``fbp`` (case kept: the fbclid is case-sensitive), ``madid`` and ``anon_id`` are never hashed, only trimmed.
+- A value holding a control or invisible format character (NUL, escapes, zero-width, bidi overrides) is
+  dropped for its key, as is an email holding an emoji or another symbol.
 - A 64-hex value of a hashed key is taken as already hashed and passed through (lowercased). MD5
   (32-hex) is not: CAPI documents SHA-256 only.
 
@@ -40,7 +42,7 @@ import phonenumbers
 import pycountry
 
 from activation.errors import InvalidIdentifier
-from activation.meta import HASHED_KEYS, USER_DATA_KEYS, is_sha256
+from activation.meta import HASHED_KEYS, MAX_USER_AGENT_CHARS, USER_DATA_KEYS, is_sha256
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _CLICK_ID_RE = re.compile(r"^fb\.\d+\.\d+\.\S+$")
@@ -49,6 +51,11 @@ _PHONE_SEPARATORS_RE = re.compile(r"[\s\-().]")
 _IPV4_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
 #: dotted-quad IPv4 already in canonical form (no leading zeros): ``ipaddress`` would return it as is
 _CANONICAL_IPV4_RE = re.compile(rf"{_IPV4_OCTET}(?:\.{_IPV4_OCTET}){{3}}")
+# control and invisible format characters (NUL, escapes, zero-width, bidi overrides, BOM, lone surrogates):
+# no identifier holds one, so a value with one is corrupt or hostile, never hashed or sent
+_CONTROL_RE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]"
+)
 _HASHED_SET = frozenset(HASHED_KEYS)
 _KEY_SET = frozenset(USER_DATA_KEYS)
 
@@ -90,6 +97,8 @@ def _norm_em(s: str) -> str:
     s = s.lower()
     if not _EMAIL_RE.match(s):
         raise InvalidIdentifier("em", "invalid_format")
+    if not s.isascii() and any(unicodedata.category(c)[0] not in "LMN" for c in s if not c.isascii()):
+        raise InvalidIdentifier("em", "invalid_characters")  # an emoji or symbol: no mailbox is named so
     return s
 
 
@@ -363,6 +372,12 @@ def _keep(s: str) -> str:
     return s
 
 
+def _norm_user_agent(s: str) -> str:
+    if len(s) > MAX_USER_AGENT_CHARS:
+        raise InvalidIdentifier("client_user_agent", "too_long")
+    return s
+
+
 _SIMPLE: Mapping[str, Callable[[str], str]] = {
     "em": _norm_em,
     "fn": _norm_name("fn"),
@@ -373,7 +388,7 @@ _SIMPLE: Mapping[str, Callable[[str], str]] = {
     "country": _norm_country,
     "external_id": _norm_external_id,
     "client_ip_address": _norm_ip,
-    "client_user_agent": _keep,
+    "client_user_agent": _norm_user_agent,
     "fbc": _norm_click_id("fbc"),
     "fbp": _norm_click_id("fbp"),
     "madid": _keep,
@@ -399,6 +414,8 @@ def _normalize_text(key: str, s: str, country: str | None, default_region: str |
     # 64 long never lowercases into a hash
     if key in _HASHED_SET and len(s) == 64 and is_sha256(s.lower()):
         return s.lower()
+    if _CONTROL_RE.search(s):
+        raise InvalidIdentifier(key, "control_characters")
     region = country if isinstance(country, str) and len(country) == 2 else None
     if key == "ph":
         return _norm_ph(s, region or default_region)

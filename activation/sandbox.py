@@ -35,13 +35,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from activation.client import appsecret_proof
 from activation.errors import SandboxError
-from activation.meta import MAX_EVENTS_PER_REQUEST, validate_event
+from activation.meta import DEDUP_WINDOW_S, MAX_EVENTS_PER_REQUEST, validate_event
 
 log = logging.getLogger("activation.sandbox")
 
 FAULT_KINDS = ("latency", "http_500", "throttle", "drop", "drop_after")
 THROTTLE_CODES = (4, 17, 613, 80004)
-DEDUP_WINDOW_S = 48 * 3600
 _EVENTS_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/events/?$")
 # Graph API versions the sandbox serves: REFERENCE.md §1 (the SDK's v26.0 is the newest; every version is
 # supported for at least 2 years, about six releases back). Graph versions are always ``vN.0``.

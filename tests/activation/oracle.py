@@ -18,7 +18,7 @@ import pandas as pd
 from activation.errors import InvalidIdentifier
 from activation.events import build_events
 from activation.identity import COLUMN_KEYS
-from activation.meta import USER_DATA_KEYS, unix_seconds, validate_event
+from activation.meta import MAX_VALUE, USER_DATA_KEYS, is_event_source_url, unix_seconds, validate_event
 from activation.normalization import hash_normalized, normalize
 from activation.settings import EventSettings, event_id_for
 from activation.types import PlannedEvent, SkippedEvent
@@ -94,6 +94,8 @@ def _presend_reason(
         return "missing_signup_at"
     if not math.isfinite(value) or value <= 0:
         return "non_positive_value"
+    if value > MAX_VALUE:
+        return "implausible_value"
     if settings.mode == "threshold" and value < (settings.threshold or 0.0):
         return "below_threshold"
     if event_time < now_s - settings.sendable_age_s:
@@ -107,6 +109,9 @@ def _presend_reason(
         sent_at = _ts(_get(user, "conversion_sent_at"))
         if sent_at is None or now_s > unix_seconds(sent_at) + settings.append_window_s:
             return "outside_append_window"
+    url = _get(user, "event_source_url")
+    if url and not is_event_source_url(url):
+        return "invalid_event_source_url"
     if settings.action_source == "website":
         if not (_get(user, "event_source_url") or settings.event_source_url):
             return "missing_event_source_url"
