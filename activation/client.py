@@ -36,6 +36,7 @@ from typing import Any, Literal
 import requests
 from requests.adapters import HTTPAdapter
 
+from activation.endpoint import check_graph_url, sanitize_server_text, sanitize_trace_id
 from activation.errors import (
     AccessDenied,
     BatchRefused,
@@ -52,7 +53,7 @@ from activation.meta import (
     SPLIT_CODES,
     TOKEN_SUBCODE_OF_100,
 )
-from activation.redaction import log_event, redact
+from activation.redaction import log_event
 from activation.types import EventOutcome
 
 log = logging.getLogger("activation.client")
@@ -84,6 +85,7 @@ class ClientConfig:
     deadline_s: float = 120.0  # per batch, retries included
 
     def __post_init__(self) -> None:
+        check_graph_url(self.graph_url)  # https, or plain http only to loopback: the token is in the body
         if not 1 <= self.batch_size <= MAX_EVENTS_PER_REQUEST:
             raise ClientConfigError(f"batch_size must be 1..{MAX_EVENTS_PER_REQUEST}, got {self.batch_size}")
         if self.max_workers < 1 or self.max_attempts < 1:
@@ -184,6 +186,28 @@ class _Response:
     error: Mapping[str, Any] | None
     events_received: int | None = None
     fbtrace_id: str | None = None
+    # no definitive answer (a read timeout, a reset after the body left, a 5xx or a 200 without Meta's
+    # answer): the events may have been delivered
+    maybe_delivered: bool = False
+
+
+def _body_never_left(exc: BaseException) -> bool:
+    """A connection error raised before the request was sent (refused, DNS, connect timeout)."""
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, NewConnectionError | ConnectTimeoutError):
+            return True
+        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__, *getattr(e, "args", ())])
+    return False
 
 
 class CapiClient:
@@ -233,39 +257,53 @@ class CapiClient:
                 data=body,
                 headers={"Content-Type": "application/json"},
                 timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
+                allow_redirects=False,  # a redirect would carry the body, token included, elsewhere
             )
-        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-            return _Response(None, None)
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            return _Response(None, None, maybe_delivered=not _body_never_left(exc))
         except requests.RequestException as exc:
             raise DeliveryError(
                 f"cannot reach the Conversions API at {cfg.url}: {type(exc).__name__}"
             ) from None
+        status = resp.status_code
+        if 300 <= status < 400:  # never followed: an endpoint refusal, the run stops with events owed
+            return _Response(status, {"code": None, "message": f"HTTP {status} redirect (never followed)"})
         try:
             payload = resp.json()
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
-            return _Response(resp.status_code, None if resp.status_code >= 500 else {"code": None})
+            return (
+                _Response(status, None, maybe_delivered=True)
+                if status >= 500
+                else _Response(status, {"code": None})
+            )
         error = payload.get("error")
-        if isinstance(error, dict):
-            return _Response(resp.status_code, error, fbtrace_id=error.get("fbtrace_id"))
-        if "events_received" not in payload:  # e.g. a 200 "Service Unavailable" page
-            return _Response(500 if resp.ok else resp.status_code, None)
-        return _Response(
-            resp.status_code, None, _int(payload.get("events_received")), payload.get("fbtrace_id")
+        trace = sanitize_trace_id(
+            (error if isinstance(error, dict) else payload).get("fbtrace_id"), self.config.secrets
         )
+        if isinstance(error, dict):
+            return _Response(status, error, fbtrace_id=trace)
+        if "events_received" not in payload:  # e.g. a 200 "Service Unavailable" page
+            return _Response(500 if resp.ok else status, None, maybe_delivered=True)
+        return _Response(status, None, _int(payload.get("events_received")), trace)
 
-    def _post_with_retries(self, encoded: Sequence[bytes], batch: str) -> tuple[Verdict, _Response, int]:
+    def _post_with_retries(
+        self, encoded: Sequence[bytes], batch: str
+    ) -> tuple[Verdict, _Response, int, bool]:
+        """The last verdict and answer, the attempts made, and whether any attempt may have delivered."""
         cfg = self.config
         body = _body(encoded, self._fields)
         start = self._clock()
         attempt = 0
+        maybe = False
         while True:
             attempt += 1
             resp = self._post(body)
+            maybe = maybe or resp.maybe_delivered
             verdict = classify(resp.status, resp.error)
             if verdict != "retry":
-                return verdict, resp, attempt
+                return verdict, resp, attempt, maybe
             code = _int(resp.error.get("code")) if resp.error else None
             if attempt >= cfg.max_attempts or self._stop.is_set():
                 log_event(
@@ -277,14 +315,14 @@ class CapiClient:
                     status=resp.status,
                     code=code,
                 )
-                return verdict, resp, attempt
+                return verdict, resp, attempt, maybe
             with self._rng_lock:
                 delay = backoff_delay(
                     attempt, base_s=cfg.backoff_base_s, cap_s=cfg.backoff_cap_s, rng=self._rng
                 )
             if self._clock() - start + delay > cfg.deadline_s:
                 log_event(log, "activation.deadline_exceeded", logging.WARNING, batch=batch, attempts=attempt)
-                return verdict, resp, attempt
+                return verdict, resp, attempt, maybe
             log_event(
                 log,
                 "activation.batch_retry",
@@ -326,12 +364,15 @@ class CapiClient:
         return outcomes
 
     def _send_encoded(
-        self, events: Sequence[Mapping[str, Any]], encoded: Sequence[bytes], batch: str
+        self, events: Sequence[Mapping[str, Any]], encoded: Sequence[bytes], batch: str, maybe: bool = False
     ) -> list[EventOutcome]:
-        """:meth:`send_batch` with each event's JSON encoded once (halves reuse it, never re-encode)."""
+        """:meth:`send_batch` with each event's JSON encoded once (halves reuse it, never re-encode).
+
+        ``maybe``: an attempt on a batch holding these events got no definitive answer."""
         if self._stop.is_set():
             return []
-        verdict, resp, attempts = self._post_with_retries(encoded, batch)
+        verdict, resp, attempts, reached = self._post_with_retries(encoded, batch)
+        maybe = maybe or reached
         ids = [str(e.get("event_id")) for e in events]
         if verdict == "ok":
             received = resp.events_received
@@ -356,7 +397,7 @@ class CapiClient:
             return [EventOutcome(i, "sent", attempts, received, resp.fbtrace_id) for i in ids]
         error = resp.error or {}
         code, subcode = _int(error.get("code")), _int(error.get("error_subcode"))
-        message = redact(str(error.get("message") or f"HTTP {resp.status}"), self.config.secrets)[:500]
+        message = sanitize_server_text(error.get("message") or f"HTTP {resp.status}", self.config.secrets)
         if verdict == "fatal":
             self._stop.set()
             log_event(
@@ -389,8 +430,8 @@ class CapiClient:
             log_event(
                 log, "activation.batch_split", batch=batch, events=len(events), code=code, subcode=subcode
             )
-            return self._send_encoded(events[:mid], encoded[:mid], f"{batch}a") + self._send_encoded(
-                events[mid:], encoded[mid:], f"{batch}b"
+            return self._send_encoded(events[:mid], encoded[:mid], f"{batch}a", maybe) + self._send_encoded(
+                events[mid:], encoded[mid:], f"{batch}b", maybe
             )
         log_event(
             log,
@@ -405,7 +446,9 @@ class CapiClient:
         )
         retryable = verdict == "retry"
         return [
-            EventOutcome(i, "failed", attempts, None, resp.fbtrace_id, code, subcode, message, retryable)
+            EventOutcome(
+                i, "failed", attempts, None, resp.fbtrace_id, code, subcode, message, retryable, maybe
+            )
             for i in ids
         ]
 

@@ -34,14 +34,17 @@ import pandas as pd
 
 from activation.client import CapiClient, ClientConfig, chunk, request_body
 from activation.delivery import DeliveryReport, deliver_pipelined
-from activation.errors import ClientConfigError, DailyRunError
+from activation.endpoint import is_meta_host
+from activation.errors import ClientConfigError, DailyRunError, SourceDistrusted
 from activation.events import plan_events
 from activation.ledger import Ledger, RunInfo
-from activation.meta import MAX_AGE_DAYS, MAX_EVENTS_PER_REQUEST
+from activation.meta import DEDUP_WINDOW_S, MAX_AGE_DAYS, MAX_EVENTS_PER_REQUEST
 from activation.pipeline import pipelined
+from activation.preflight import source_doubts
 from activation.quality import estimate_match_quality
 from activation.redaction import log_event
 from activation.report import population_stability_index
+from activation.runlock import run_lock, write_snapshot
 from activation.settings import event_id_for
 from activation.spec import EventSpec, check_spec_model, load_spec
 from activation.types import EventPlan
@@ -53,6 +56,9 @@ log = logging.getLogger("activation.daily")
 
 PSI_WARNING = 0.2
 PSI_MIN_EVENTS = 200  # below this, ten-bin shares are too noisy for PSI to mean anything
+# an event that may have reached Meta is re-sent only while Meta's dedup window is open, less this margin
+# (a run takes time; the re-send must land inside the window)
+RESEND_MARGIN_S = 3600
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +94,7 @@ class DailyOptions:
         no token or pixel id for a live run, a replay clock (``replay_now``, ISO UTC) aimed at Meta."""
         clock = None
         if replay_now is not None:
-            if "graph.facebook.com" in config.capi.graph_url and not dry_run:
+            if is_meta_host(config.capi.graph_url) and not dry_run:
                 raise ClientConfigError(
                     "--now replays history against a sandbox (or in a --dry-run); it is refused for sending "
                     "to Meta's Graph API"
@@ -98,9 +104,7 @@ class DailyOptions:
             try:  # the sandbox's own reading of --now
                 clock = datetime.fromtimestamp(parse_now(replay_now), UTC)
             except ValueError as exc:
-                raise ClientConfigError(
-                    f"--now must be an ISO datetime (UTC) or unix seconds: {exc}"
-                ) from None
+                raise ClientConfigError(str(exc)) from None
         if not dry_run:
             if not access_token:
                 raise ClientConfigError(
@@ -141,6 +145,9 @@ class DailyReport:
     catch_up: int = 0
     deferred: int = 0  # send moment after the source's last row: scored by a later run, once the data is in
     expired: int = 0  # owed by earlier runs but now too old for Meta: marked failed/expired
+    unconfirmed: int = 0  # may have reached Meta, its dedup window closed: settled, never re-sent
+    served_before: int = 0  # users already sent this event name under an earlier spec: not sent again
+    new_ledger: bool = False  # the run started an empty ledger while events from earlier days were due
     data_end: datetime | None = None
     planned: int = 0
     sent: int = 0
@@ -201,6 +208,31 @@ class DailyReport:
                 if self.expired
                 else []
             ),
+            *(
+                [
+                    f"  unconfirmed      {self.unconfirmed:>9,}  (may have reached Meta without an answer; its "
+                    "48 h dedup window closed: never re-sent)"
+                ]
+                if self.unconfirmed
+                else []
+            ),
+            *(
+                [
+                    f"  sent before      {self.served_before:>9,}  (users this event already reached under "
+                    "an earlier spec: one value per user and event name)"
+                ]
+                if self.served_before
+                else []
+            ),
+            *(
+                [
+                    f"  WARNING          new, empty ledger while {self.catch_up:,} event(s) from earlier days "
+                    "were due: they were sent as never sent before. If the ledger lives elsewhere (a job "
+                    "started in another folder?), point --ledger / [capi] ledger at it"
+                ]
+                if self.new_ledger
+                else []
+            ),
             f"  skipped          {sum(self.skipped.values()):>9,}"
             + (
                 "  " + ", ".join(f"{r}: {n:,}" for r, n in self.skipped.most_common()) if self.skipped else ""
@@ -238,11 +270,14 @@ def _day_start(d: date) -> datetime:
 
 def _select(
     con, ledger: Ledger, spec: EventSpec, as_of: datetime, now: datetime, catch_up_days: float,
-    data_end: datetime | None,
-) -> tuple[pd.DataFrame, int]:  # fmt: skip
+    data_end: datetime | None, *, write: bool = True,
+) -> tuple[pd.DataFrame, int, int, int]:  # fmt: skip
     """The day's users plus catch-up users still inside Meta's window, with event ids, by send moment;
-    and how many were deferred because their send moment is after the source's last row (``data_end``):
-    their feature window is not fully in the data, and a value sent now would be too low, once."""
+    how many were deferred because their send moment is after the source's last row (``data_end``):
+    their feature window is not fully in the data, and a value sent now would be too low, once; and how
+    many were left out because an earlier spec's event of the same name already reached them (per pixel,
+    one value event per user and event name, whatever spec is current); and how many of that earlier
+    spec's rows were settled as unconfirmed on the way."""
     now_naive = now.astimezone(UTC).replace(tzinfo=None)
     window_start = min(as_of - timedelta(days=1), now_naive - timedelta(days=catch_up_days))
     frame = con.execute(
@@ -257,8 +292,16 @@ def _select(
     owed = ~frame["event_id"].isin(ledger.settled(frame["event_id"]))
     frame["catch_up"] = ~today
     frame = frame[today | owed]
+    served = np.zeros(len(frame), dtype=bool)
+    unconfirmed = 0
+    for old in ledger.other_specs(event_name=spec.event_settings().event_name, spec_id=spec_id):
+        old_ids = [event_id_for(old, u) for u in frame["user_id"]]
+        done, settled = ledger.supersede(old_ids, write=write)
+        unconfirmed += settled
+        served |= np.fromiter((i in done for i in old_ids), dtype=bool, count=len(old_ids))
+    frame = frame[~served]
     late = frame["send_at"] > data_end if data_end is not None else pd.Series(False, index=frame.index)
-    return frame[~late].reset_index(drop=True), int(late.sum())
+    return frame[~late].reset_index(drop=True), int(late.sum()), int(served.sum()), unconfirmed
 
 
 def _users(con, user_ids: list[str], columns: list[str]) -> pd.DataFrame:
@@ -277,13 +320,38 @@ def _outbox_write(path: Path, payloads: list[dict], client: ClientConfig | None)
             fh.write(request_body(batch, client, secrets=False) + b"\n")
 
 
+def _check_run_date(run_date: date, now: datetime) -> None:
+    """A run date whose events Meta would refuse as too old (or that lies after the send clock) is refused
+    before anything is loaded, with the fix; ``--date 0001-01-01`` is one of them."""
+    now_day = now.astimezone(UTC).date()
+    if run_date < now_day - timedelta(days=int(MAX_AGE_DAYS)):
+        raise DailyRunError(
+            f"run date {run_date} is {(now_day - run_date).days} days before the send clock ({now_day}): "
+            f"Meta refuses events older than {MAX_AGE_DAYS:g} days. To replay that day against the sandbox, "
+            f"add --now {run_date}T01:00:00"
+        )
+    if run_date > now_day + timedelta(days=1):
+        raise DailyRunError(
+            f"run date {run_date} is after the send clock ({now_day}): its users' send moments have not "
+            "happened yet; run it on that day (or replay with --now against the sandbox)"
+        )
+
+
 def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None) -> DailyReport:
-    """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry."""
+    """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry.
+
+    The ledger's run lock is taken first: a second concurrent run on the same ledger stops at once."""
+    now = now or options.now or datetime.now(UTC)
+    _check_run_date(options.run_date, now)
+    with run_lock(options.ledger_path, run_date=options.run_date):
+        return _run_daily(options, now=now, model=model)
+
+
+def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyReport:
     from pltv.features import CATEGORICALS, build_features, to_utc_naive
     from pltv.registry import load_model
 
     t0 = time.perf_counter()
-    now = now or options.now or datetime.now(UTC)
     spec = load_spec(options.spec_path)
     settings = spec.event_settings()
     if model is None:
@@ -315,6 +383,10 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
     except Exception as exc:
         raise DailyRunError(f"cannot open the source: {exc}") from exc
     timed("source", t)
+    doubts = source_doubts(source.quality, as_of=as_of)
+    if doubts:
+        source.close()
+        raise SourceDistrusted("the source looks broken, so nothing was sent: " + "; ".join(doubts))
     categoricals = getattr(model, "categoricals", CATEGORICALS)
     lost = [c for c in categoricals if c not in CATEGORICALS and c not in source.user_columns]
     if lost:  # a renamed or dropped warehouse column would silently score everyone as "unknown"
@@ -335,17 +407,33 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
             raise DailyRunError(f"cannot write the dry-run outbox {outbox}: {exc.strerror or exc}") from None
         report.outbox = outbox
     user_cols = [c for c in (*MATCH_COLUMNS, *DELIVERY) if c in source.user_columns]
-    with source, Ledger(options.ledger_path) as ledger:
+    started = time.monotonic()
+
+    def ledger_clock() -> datetime:  # the send clock (a replay's too), running on from ``now``
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    with source, Ledger(options.ledger_path, clock=ledger_clock) as ledger:
         t = time.perf_counter()
         data_end = source.quality.data_end
         report.data_end = to_utc_naive(data_end) if data_end is not None else None
+        empty = ledger.is_empty()
         if not options.dry_run:  # a dry run leaves the ledger as it found it
+            # first what may have reached Meta and can no longer be re-sent safely, then what is too old
+            report.unconfirmed = ledger.settle_unconfirmed(now=now, window_s=DEDUP_WINDOW_S - RESEND_MARGIN_S)
             report.expired = ledger.expire(older_than=now - timedelta(days=settings.max_age_days))
-        selected, report.deferred = _select(
-            source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end
-        )
+        selected, report.deferred, report.served_before, superseded = _select(
+            source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end,
+            write=not options.dry_run,
+        )  # fmt: skip
+        report.unconfirmed += superseded
         timed("select", t)
         report.eligible, report.catch_up = len(selected), int(selected["catch_up"].sum())
+        report.new_ledger = empty and report.catch_up > 0
+        if report.new_ledger:
+            log_event(log, "activation.new_ledger_with_catch_up", logging.WARNING, run_id=run_id,
+                      ledger=str(options.ledger_path), catch_up=report.catch_up)  # fmt: skip
+        if not options.dry_run:
+            write_snapshot(ledger.con, options.ledger_path)  # what `pltv status` reads while this run goes on
         if report.deferred:
             log_event(log, "activation.deferred_for_data", logging.WARNING, run_id=run_id,
                       deferred=report.deferred, data_end=f"{report.data_end:%Y-%m-%dT%H:%M:%S}")  # fmt: skip
@@ -409,6 +497,8 @@ def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None)
         finally:
             if client is not None:
                 client.close()
+            if not options.dry_run:
+                write_snapshot(ledger.con, options.ledger_path)
         # delivery overlaps preparation: its stage is the time the loop waited for it beyond preparing
         loop = time.perf_counter() - t
         stage["deliver"] = max(loop - (sum(stage.values()) - prepared_before), 0.0)

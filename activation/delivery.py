@@ -70,9 +70,11 @@ def deliver(
               skipped=len(skipped))  # fmt: skip
     sent = failed = 0
     failures: dict[tuple[int | None, int | None], int] = {}
+    answered: set[str] = set()
     try:
         for outcomes in client.send(payloads):
             ledger.record_outcomes(outcomes)
+            answered.update(o.event_id for o in outcomes)
             for o in outcomes:
                 if o.state == SENT:
                     sent += 1
@@ -81,6 +83,8 @@ def deliver(
                     key = (o.error_code, o.error_subcode)
                     failures[key] = failures.get(key, 0) + 1
     except RunStopped as exc:
+        # the batches that never left stay owed as never delivered (not "may have reached Meta")
+        ledger.release(claimed - answered, run=run)
         log_event(log, "activation.run_stopped", logging.ERROR, run_id=run.run_id, code=exc.code,
                   sent=sent, failed=failed, pending=len(payloads) - sent - failed)  # fmt: skip
         raise

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from activation.errors import ActivationError
+from activation.errors import EndpointError
 from activation.redaction import REDACTED, redact
 
 # Meta's own domains: the Graph API lives on graph.facebook.com, but any of these is Meta
@@ -38,10 +38,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u20
 _PHONE = re.compile(r"(?<![\w.:-])\(?\d{2,4}\)?(?:[\s.-]?\d){6,13}(?![\w.:-])")
 _IP_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*(?![\w:.])")
 _TRACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class EndpointError(ActivationError, ValueError):
-    """The Graph URL is not one the token may be sent to."""
 
 
 def _host(url: str) -> str:

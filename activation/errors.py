@@ -33,8 +33,20 @@ class ClientConfigError(ActivationError, ValueError):
     """The delivery configuration (client limits, URL, token, pixel id) cannot work; nothing was sent."""
 
 
+class EndpointError(ClientConfigError):
+    """The Graph URL is not one the token may be sent to (plain http off loopback, credentials in it)."""
+
+
 class DailyRunError(ActivationError, RuntimeError):
     """The daily run could not start (spec, model, source or configuration)."""
+
+
+class RunInProgress(DailyRunError):
+    """Another daily run holds the ledger: this one stops before loading anything (nothing sent)."""
+
+
+class SourceDistrusted(DailyRunError):
+    """The source looks broken (empty tables, every transaction dropped, an export days behind)."""
 
 
 class DeliveryError(ActivationError, RuntimeError):

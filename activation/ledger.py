@@ -39,6 +39,7 @@ EXPIRED = "expired"  # owed, but too old for Meta before any run could send it
 # window from that moment has closed: a re-send would be counted twice, so it is never re-sent
 UNCONFIRMED = "unconfirmed"
 SUPERSEDED = "superseded"  # owed under an earlier spec, never delivered: the current spec sends the user
+NOT_SENT = "not_sent"  # pending, but its batch never left (the run stopped first): owed, never delivered
 TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason
 
 #: Where a row may be, finer than its state: each place a SQL predicate over the row (``{t}`` = table).
@@ -58,7 +59,10 @@ PLACES: Mapping[str, str] = {
 OWED = ("pending", "failed_retryable", "skipped_for_clock")
 #: When a row first may have reached Meta: recorded on an outcome without a definitive answer, or when a
 #: dead run's ``pending`` row (its ``updated_at`` is the moment it was claimed) is found by a later write.
-MAY_HAVE_REACHED = "coalesce({t}.maybe_delivered_at, CASE WHEN {t}.state = 'pending' THEN {t}.updated_at END)"
+MAY_HAVE_REACHED = (
+    "coalesce({t}.maybe_delivered_at, "
+    "CASE WHEN {t}.state = 'pending' AND {t}.reason IS NULL THEN {t}.updated_at END)"
+)
 
 #: The state machine: each transition, the places a known row may leave by it (a new event id always
 #: may), and the state it enters. The ledger's writes are exactly these; a row in any other place is
@@ -442,29 +446,37 @@ class Ledger:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def supersede(self, event_ids: Iterable[str]) -> set[str]:
-        """For ids of an earlier spec (the same users' events under it): the ids whose user is served.
+    def supersede(self, event_ids: Iterable[str], *, write: bool = True) -> tuple[set[str], int]:
+        """For ids of an earlier spec (the same users' events under it): the ids whose user is served, and
+        how many rows this settled as unconfirmed.
 
         Served: sent, unconfirmed, or still owed but may have reached Meta (then settled as unconfirmed
         now: the earlier spec's id will not be sent again, and a new id would be counted a second time).
         An owed row that never reached Meta becomes ``skipped``/``superseded``: the current spec sends
-        that user."""
+        that user. With ``write=False`` (a dry run) nothing changes and the served ids are the same."""
         ids = list(event_ids)
         if not ids:
-            return set()
+            return set(), 0
+        if not write:
+            served = (
+                f"({PLACES['sent'].format(t=TABLE)}) OR ({PLACES['unconfirmed'].format(t=TABLE)}) OR "
+                + (f"({_may_leave('supersede', TABLE)} AND {MAY_HAVE_REACHED.format(t=TABLE)} IS NOT NULL)")
+            )
+            return {r[0] for r in self._rows(ids, "event_id", served)}, 0
         stamp = self._now()
         reached = MAY_HAVE_REACHED.format(t=TABLE)
 
-        def run() -> set[str]:
+        def run() -> tuple[set[str], int]:
             self.con.register("_old", pd.DataFrame({"event_id": ids}))
             try:
                 old = f"{TABLE}.event_id IN (SELECT event_id FROM _old)"
-                self.con.execute(
+                settled = self.con.execute(
                     f"UPDATE {TABLE} SET state = '{FAILED}', reason = '{UNCONFIRMED}', updated_at = ?, "
                     f"maybe_delivered_at = {reached} "
-                    f"WHERE {old} AND {_may_leave('supersede', TABLE)} AND {reached} IS NOT NULL",
+                    f"WHERE {old} AND {_may_leave('supersede', TABLE)} AND {reached} IS NOT NULL "
+                    "RETURNING event_id",
                     [stamp],
-                )
+                ).fetchall()
                 owed = " OR ".join(f"({PLACES[p].format(t=TABLE)})" for p in OWED)
                 self.con.execute(
                     f"UPDATE {TABLE} SET state = '{SKIPPED}', reason = '{SUPERSEDED}', updated_at = ? "
@@ -477,9 +489,31 @@ class Ledger:
                 ).fetchall()
             finally:
                 self.con.unregister("_old")
-            return {r[0] for r in rows}
+            return {r[0] for r in rows}, len(settled)
 
         return self._transaction(run)
+
+    def release(self, event_ids: Iterable[str], *, run: RunInfo) -> int:
+        """This run's ``pending`` rows whose batch never left (the run stopped first) stay owed, marked
+        as never delivered, so a later run does not count them as possibly delivered. Returns how many."""
+        ids = list(event_ids)
+        if not ids:
+            return 0
+
+        def release_() -> int:
+            self.con.register("_released", pd.DataFrame({"event_id": ids}))
+            try:
+                return len(
+                    self.con.execute(
+                        f"UPDATE {TABLE} SET reason = '{NOT_SENT}' WHERE state = '{PENDING}' AND run_id = ? "
+                        "AND event_id IN (SELECT event_id FROM _released) RETURNING event_id",
+                        [run.run_id],
+                    ).fetchall()
+                )
+            finally:
+                self.con.unregister("_released")
+
+        return self._transaction(release_)
 
     def is_empty(self) -> bool:
         """True when no run has written a row yet."""

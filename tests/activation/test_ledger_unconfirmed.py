@@ -111,8 +111,11 @@ def test_a_redesign_serves_users_already_sent_and_supersedes_what_never_left(tmp
         )
         assert ledger.other_specs(event_name="pLTV_D1", spec_id="spec-2") == ["spec-1"]
         assert ledger.other_specs(event_name="pLTV_D3", spec_id="spec-2") == []
-        served = ledger.supersede(["old-sent", "old-maybe", "old-refused", "old-dead", "unknown"])
-        assert served == {"old-sent", "old-maybe", "old-dead"}
+        ids = ["old-sent", "old-maybe", "old-refused", "old-dead", "unknown"]
+        assert ledger.supersede(ids, write=False) == ({"old-sent", "old-maybe", "old-dead"}, 0)  # a dry run
+        assert ledger.states(["old-maybe"]) == {"old-maybe": ("failed", "retries_exhausted")}
+        served, settled = ledger.supersede(ids)
+        assert served == {"old-sent", "old-maybe", "old-dead"} and settled == 2
         assert ledger.states(["old-maybe", "old-refused", "old-dead"]) == {
             "old-maybe": ("failed", "unconfirmed"),
             "old-refused": ("skipped", "superseded"),
