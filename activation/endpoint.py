@@ -38,6 +38,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u20
 _PHONE = re.compile(r"(?<![\w.:-])\(?\d{2,4}\)?(?:[\s.-]?\d){6,13}(?![\w.:-])")
 _IP_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*(?![\w:.])")
 _TRACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# "key": "value" of a user_data key echoed back (a user agent, an fbc...): the value goes
+_KEYED = re.compile(
+    r"(?i)(\b(?:em|ph|fn|ln|db|ge|ct|st|zp|country|external_id|client_ip_address|client_user_agent|fbc|fbp"
+    r"|madid|anon_id|user_data)\b\\?\"?\s*[:=]\s*)(\[[^\]]*\]?|\{[^}]*\}?|\\?\"[^\"]*\"?|[^\s,;}\]]+)"
+)
 
 
 def _host(url: str) -> str:
@@ -105,7 +110,7 @@ def sanitize_server_text(text: object, secrets: Iterable[str] = ()) -> str:
     """An endpoint's message as we may store and print it: control characters out, secrets and anything
     identifier-like redacted, at most :data:`MAX_SERVER_TEXT` characters."""
     text = _CONTROL.sub(" ", str(text))[: 4 * MAX_SERVER_TEXT]
-    text = redact(text, secrets)
+    text = _KEYED.sub(lambda m: m.group(1) + REDACTED, redact(text, secrets))
     text = _PHONE.sub(REDACTED, _redact_ips(text))
     text = " ".join(text.split())
     return text if len(text) <= MAX_SERVER_TEXT else text[: MAX_SERVER_TEXT - 1] + "…"
