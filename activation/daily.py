@@ -386,7 +386,9 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
     doubts = source_doubts(source.quality, as_of=as_of)
     if doubts:
         source.close()
-        raise SourceDistrusted("the source looks broken, so nothing was sent: " + "; ".join(doubts))
+        raise SourceDistrusted(
+            "the source cannot be trusted for this run, so nothing was sent: " + "; ".join(doubts)
+        )
     categoricals = getattr(model, "categoricals", CATEGORICALS)
     lost = [c for c in categoricals if c not in CATEGORICALS and c not in source.user_columns]
     if lost:  # a renamed or dropped warehouse column would silently score everyone as "unknown"
