@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from activation.errors import SpecError
+from activation.errors import EventSettingsError, SpecError
+from activation.meta import MAX_VALUE
 from activation.settings import MODES, EventSettings
 from activation.valuemap import ValueMapping
 
 SCHEMA_VERSION = 1
+MAX_SEND_DAY = (
+    28  # an event must reach Meta inside its 7-day click window after the acquisition, give or take
+)
+MAX_HORIZON_DAYS = 3650
+MAX_SPEC_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +50,32 @@ class EventSpec:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise SpecError(f"spec mode must be one of {MODES}, got {self.mode!r}")
-        self.event_settings()  # validates name, currency, threshold, action source
+        # the designer's rules, checked again on every load: a spec whose hash was recomputed after an edit
+        # must not send what the designer would never have written
+        if not 0 <= self.send_day <= MAX_SEND_DAY or not 1 <= self.horizon_days <= MAX_HORIZON_DAYS:
+            raise SpecError(
+                f"spec send_day {self.send_day} / horizon_days {self.horizon_days} out of range "
+                f"(0..{MAX_SEND_DAY} / 1..{MAX_HORIZON_DAYS}); run `pltv design`"
+            )
+        numbers = [
+            self.value_mapping.floor,
+            self.value_mapping.cap,
+            *self.value_mapping.values,
+            self.threshold,
+        ]
+        if any(v is not None and not (math.isfinite(v) and 0 <= v <= MAX_VALUE) for v in numbers):
+            raise SpecError(
+                f"spec value mapping or threshold holds a number outside 0..{MAX_VALUE:g} (the designer floors "
+                "values at 1.0 and maps predictions of the holdout); run `pltv design`"
+            )
+        if any(not math.isfinite(e) for e in self.value_mapping.edges) or list(
+            self.value_mapping.edges
+        ) != sorted(self.value_mapping.edges):
+            raise SpecError("spec value mapping edges must be finite and ascending; run `pltv design`")
+        try:
+            self.event_settings()  # validates name (custom, not a standard event), currency, threshold, source
+        except EventSettingsError as exc:
+            raise SpecError(f"spec breaks a designer rule: {exc}; run `pltv design`") from None
 
     def content(self) -> dict[str, Any]:
         """Everything that defines the spec (not ``created_at``), JSON-ready."""
@@ -99,7 +131,7 @@ class EventSpec:
             spec = cls(
                 mode=data["mode"],
                 event_name=data["event_name"],
-                send_day=int(data["send_day"]),
+                send_day=_whole(data["send_day"], "send_day"),
                 currency=data["currency"],
                 action_source=data.get("action_source", "website"),
                 value_mapping=ValueMapping.from_dict(data["value_mapping"]),
@@ -107,13 +139,13 @@ class EventSpec:
                 top_share=data.get("top_share"),
                 model_name=data["model"]["name"],
                 model_version=str(data["model"]["version"]),
-                horizon_days=int(data["horizon_days"]),
+                horizon_days=_whole(data["horizon_days"], "horizon_days"),
                 expected=dict(data.get("expected", {})),
                 value_reference={k: tuple(v) for k, v in data.get("value_reference", {}).items()},
                 created_at=data.get("created_at", ""),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SpecError(f"spec is missing or has an invalid field: {exc}") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise SpecError(f"spec is missing or has an invalid field: {type(exc).__name__} {exc}") from None
         if "spec_id" not in data:
             raise SpecError(
                 "spec has no spec_id (its content hash), so it cannot be checked; run `pltv design`"
@@ -124,6 +156,13 @@ class EventSpec:
                 "the file was edited after design; run `pltv design` again"
             )
         return spec
+
+
+def _whole(value: Any, name: str) -> int:
+    """A JSON whole number (``1e400`` reads as inf, ``3.5`` and ``true`` are not days)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return value
 
 
 def save_spec(spec: EventSpec, path: str | Path) -> Path:
@@ -138,11 +177,23 @@ def save_spec(spec: EventSpec, path: str | Path) -> Path:
 def load_spec(path: str | Path) -> EventSpec:
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        raw = path.read_bytes()[: MAX_SPEC_BYTES + 1]
     except FileNotFoundError:
         raise SpecError(f"spec file {path} does not exist; run `pltv design --out {path}` first") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"spec file {path} is over {MAX_SPEC_BYTES // 2**20} MB: not a spec from `pltv design`"
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"spec file {path} is not UTF-8 text: not a spec from `pltv design`") from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"spec file {path} is not valid JSON (line {exc.lineno})") from None
+    except RecursionError:
+        raise SpecError(f"spec file {path} is nested too deeply: not a spec from `pltv design`") from None
     return EventSpec.from_dict(data)
 
 
