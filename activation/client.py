@@ -242,6 +242,10 @@ class CapiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def stop(self) -> None:
+        """Send nothing more: batches not started are dropped (their events stay owed), retries end."""
+        self._stop.set()
+
     def close(self) -> None:
         """Close the pooled connections (when the session is the client's own)."""
         if self._own_session:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from activation.client import CapiClient
-from activation.errors import RunStopped
+from activation.errors import LedgerError, RunStopped
 from activation.ledger import REJECTED, SENT, Ledger, RunInfo
 from activation.pipeline import pipelined
 from activation.redaction import log_event
@@ -71,8 +71,9 @@ def deliver(
     sent = failed = 0
     failures: dict[tuple[int | None, int | None], int] = {}
     answered: set[str] = set()
+    batches = client.send(payloads)  # held, so that stopping comes before the generator closes
     try:
-        for outcomes in client.send(payloads):
+        for outcomes in batches:
             ledger.record_outcomes(outcomes)
             answered.update(o.event_id for o in outcomes)
             for o in outcomes:
@@ -82,6 +83,10 @@ def deliver(
                     failed += 1
                     key = (o.error_code, o.error_subcode)
                     failures[key] = failures.get(key, 0) + 1
+    except LedgerError:
+        client.stop()  # what cannot be recorded is not sent: the rest stays owed to the next run
+        batches.close()
+        raise
     except RunStopped as exc:
         # the batches that never left stay owed as never delivered (not "may have reached Meta")
         ledger.release(claimed - answered, run=run)

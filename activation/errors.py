@@ -89,5 +89,10 @@ class LedgerError(ActivationError, RuntimeError):
     """The delivery ledger is unreadable or was asked for an impossible state transition."""
 
 
+class LedgerWriteError(LedgerError):
+    """The ledger could not be written mid-run (disk full, quota): the run stops, the ledger stays
+    consistent and the next run completes it. The CLI exits with code 4."""
+
+
 class SandboxError(ActivationError, OSError):
     """The local CAPI sandbox could not start or be reached."""

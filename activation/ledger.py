@@ -17,6 +17,7 @@ Protocol (each step its own transaction, so a crash at any point leaves rows the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,7 +27,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from activation.errors import LedgerError
+from activation.errors import LedgerError, LedgerWriteError
 from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
@@ -242,13 +243,26 @@ class Ledger:
         return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
 
     def _transaction(self, fn: Callable[[], Any]) -> Any:
-        self.con.execute("BEGIN TRANSACTION")
+        """``fn`` in one transaction; a write the disk refuses (full, quota) is a :class:`LedgerWriteError`
+        and leaves the ledger as it was before ``fn``."""
         try:
-            out = fn()
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                out = fn()
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            detail = str(exc).splitlines()[0][:300]
+            raise LedgerWriteError(
+                f"the ledger could not be written ({type(exc).__name__}: {detail}). It is consistent: events "
+                "whose outcome was not written stay pending, and the next run completes them (re-sent only "
+                "inside Meta's 48 h dedup window). Free the disk and run again"
+            ) from None
         return out
 
     def _frame(self, rows: Iterable[PlannedEvent | SkippedEvent], run: RunInfo, state: str) -> pd.DataFrame:

@@ -339,12 +339,14 @@ def score_and_send(
     """The daily job: score users who reached the send day and send their events through CAPI.
 
     Exit codes: 0 every eligible event sent or skipped for a stated reason; 1 some events failed after
-    retries (see `pltv status`); 2 the run could not start (no token, missing spec/model, unreadable
-    source, bad options or pltv.toml); 3 Meta refused the token, permissions, pixel or endpoint mid-run (nothing more
-    was sent; the unsent events stay owed to the next run).
+    retries (see `pltv status`); 2 the run could not start (no token, missing spec/model, unreadable or
+    broken source, another run on the ledger, bad options or pltv.toml); 3 Meta refused the token,
+    permissions, pixel or endpoint mid-run, or redirected it (nothing more was sent; the unsent events stay
+    owed to the next run); 4 the ledger could not be written mid-run (disk full): it stays consistent and
+    the next run completes it.
     """
     from activation.daily import DailyOptions, exit_code, run_daily
-    from activation.errors import ActivationError, RunStopped
+    from activation.errors import ActivationError, LedgerWriteError, RunStopped
     from activation.redaction import configure_logging
 
     token, app_secret = os.environ.get("META_ACCESS_TOKEN"), os.environ.get("META_APP_SECRET")
@@ -363,6 +365,8 @@ def score_and_send(
         report = run_daily(options)
     except RunStopped as exc:
         raise _fail(exc, code=3) from exc
+    except LedgerWriteError as exc:
+        raise _fail(exc, code=4) from exc
     except (PltvError, ActivationError) as exc:
         raise _fail(exc) from exc
     typer.echo(report.render())

@@ -190,3 +190,47 @@ def test_a_dry_run_leaves_the_ledger_as_it_found_it(world, tmp_path):
     later = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)  # 50 h on: a live run would settle and expire
     run_daily(_options(world, tmp_path, run_date=date(2026, 11, 1)), now=later)
     assert rows() == before
+
+
+_FULL_DISK = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+from activation.ledger import Ledger
+original = Ledger.record_outcomes
+def full_from_now_on(self, outcomes):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    return original(self, outcomes)
+Ledger.record_outcomes = full_from_now_on
+from pltv.cli import main
+sys.argv = ["pltv", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_disk_filling_mid_delivery_is_exit_4_and_the_next_run_completes_it(world, tmp_path):
+    """The batch reached Meta but its outcome cannot be written: one line, exit 4, the ledger consistent;
+    the next run completes it and the sandbox counts every event once."""
+    ledger = tmp_path / "ledger.duckdb"
+    with Sandbox(now=NOW) as sb:
+        args = ["score-and-send", "--date", str(RUN_DATE), "--source", str(world["root"] / "src"), "--spec",
+                str(world["spec"]), "--pixel-id", "123", "--graph-url", sb.url, "--ledger", str(ledger),
+                "--now", NOW.isoformat()]  # fmt: skip
+        env = {**os.environ, "META_ACCESS_TOKEN": TOKEN, "MLFLOW_TRACKING_URI": world["uri"]}
+        proc = subprocess.run([sys.executable, "-c", _FULL_DISK, *args], capture_output=True, text=True,
+                              env=env, timeout=180)  # fmt: skip
+        assert proc.returncode == 4, proc.stderr
+        assert "Traceback" not in proc.stderr and "the next run completes them" in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "the ledger could not be written" in errors[0]
+        received = sum(sb.counted().values())
+        assert received > 0  # the batch did reach the sandbox
+        again = subprocess.run([sys.executable, "-m", "pltv.cli", *args], capture_output=True, text=True,
+                               env=env, timeout=180)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert max(sb.counted().values()) == 1 and sum(sb.counted().values()) == received
+    import duckdb
+
+    with duckdb.connect(str(ledger), read_only=True) as con:
+        states = dict(con.execute("SELECT state, count(*) FROM capi_events GROUP BY 1").fetchall())
+    assert "pending" not in states and states["sent"] == received
