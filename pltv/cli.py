@@ -117,7 +117,10 @@ def sandbox(
     ] = None,
     show: Annotated[bool, typer.Option("--show", help="Print a running sandbox's summary and exit.")] = False,
 ) -> None:
-    """Serve a local Conversions API sandbox on 127.0.0.1 (Ctrl-C to stop), or --show a running one."""
+    """Serve a local Conversions API sandbox on 127.0.0.1 (Ctrl-C to stop), or --show a running one.
+
+    With META_APP_SECRET set in its environment, the sandbox requires every request's appsecret_proof to
+    match it (as Meta does for an app with "Require App Secret")."""
     import json
     import signal
 
@@ -138,7 +141,7 @@ def sandbox(
 
     try:
         sb = Sandbox(port=port, faults=FaultConfig(rate=fault_rate, seed=seed, latency_s=latency_ms / 1000),
-                     now=now, access_token=token)  # fmt: skip
+                     now=now, access_token=token, app_secret=os.environ.get("META_APP_SECRET") or None)  # fmt: skip
     except (ActivationError, ValueError) as exc:
         raise _fail(exc) from exc
 

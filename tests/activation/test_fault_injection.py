@@ -79,7 +79,7 @@ def _kill_mid_send(sb: Sandbox, root: Path, spec: Path, uri: str, run_date: str,
     args = [
         sys.executable, "-m", "pltv.cli", "score-and-send", "--date", run_date, "--source", str(root / "src"),
         "--spec", str(spec), "--pixel-id", PIXEL, "--graph-url", sb.url, "--ledger", str(root / "ledger.duckdb"),
-        "--now", now.isoformat(),
+        "--now", now.isoformat(), "--log-level", "INFO",
     ]  # fmt: skip
     env = {**os.environ, "META_ACCESS_TOKEN": TOKEN, "META_APP_SECRET": SECRET, "MLFLOW_TRACKING_URI": uri}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root)

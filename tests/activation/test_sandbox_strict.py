@@ -135,3 +135,40 @@ def test_now_out_of_range_is_a_clean_exit_2_from_the_cli(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2 and "--now must be" in result.output
     assert "Traceback" not in result.output
+
+
+def test_appsecret_proof_can_be_exercised_from_the_cli(tmp_path):
+    """`pltv sandbox` with META_APP_SECRET requires a matching appsecret_proof: right proof 200, wrong 400."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from capi_helpers import client_config
+
+    from activation.client import CapiClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "META_APP_SECRET": "cli-secret"}
+    proc = subprocess.Popen([sys.executable, "-m", "pltv.cli", "sandbox", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{url}/_sandbox/summary", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        payload = [make_events(1)[0].payload]
+        with CapiClient(client_config(url, app_secret="cli-secret", max_attempts=1)) as good:
+            assert good.send_batch(payload)[0].state == "sent"
+        with CapiClient(client_config(url, app_secret="wrong", max_attempts=1)) as bad:
+            outcome = bad.send_batch(payload)[0]
+        assert outcome.state == "failed" and "appsecret_proof" in outcome.error_message
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
