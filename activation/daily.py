@@ -147,7 +147,7 @@ class DailyReport:
     expired: int = 0  # owed by earlier runs but now too old for Meta: marked failed/expired
     unconfirmed: int = 0  # may have reached Meta, its dedup window closed: settled, never re-sent
     served_before: int = 0  # users already sent this event name under an earlier spec: not sent again
-    new_ledger: bool = False  # the run started an empty ledger while events from earlier days were due
+    new_ledger: Path | None = None  # an empty ledger this run started while events from earlier days were due
     data_end: datetime | None = None
     planned: int = 0
     sent: int = 0
@@ -226,9 +226,9 @@ class DailyReport:
             ),
             *(
                 [
-                    f"  WARNING          new, empty ledger while {self.catch_up:,} event(s) from earlier days "
-                    "were due: they were sent as never sent before. If the ledger lives elsewhere (a job "
-                    "started in another folder?), point --ledger / [capi] ledger at it"
+                    f"  WARNING          new, empty ledger {self.new_ledger} while {self.catch_up:,} event(s) from "
+                    "earlier days were due: sent as never sent before. Expected on a first run; otherwise the "
+                    "ledger lives elsewhere (a job started in another folder?): point --ledger / [capi] ledger at it"
                 ]
                 if self.new_ledger
                 else []
@@ -430,7 +430,7 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
         report.unconfirmed += superseded
         timed("select", t)
         report.eligible, report.catch_up = len(selected), int(selected["catch_up"].sum())
-        report.new_ledger = empty and report.catch_up > 0
+        report.new_ledger = options.ledger_path if empty and report.catch_up > 0 else None
         if report.new_ledger:
             log_event(log, "activation.new_ledger_with_catch_up", logging.WARNING, run_id=run_id,
                       ledger=str(options.ledger_path), catch_up=report.catch_up)  # fmt: skip
