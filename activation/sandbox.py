@@ -396,7 +396,10 @@ class _Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _params(body: bytes, query: Mapping[str, list[str]]) -> dict[str, Any] | None:
         params: dict[str, Any] = {k: v[0] for k, v in query.items()}
-        text = body.decode("utf-8", errors="replace").strip()
+        try:
+            text = body.decode("utf-8").strip()
+        except UnicodeDecodeError:  # Meta parses UTF-8 only: a mangled body is refused, not guessed
+            return None
         if text.startswith("{"):
             try:
                 parsed = json.loads(text)

@@ -172,3 +172,13 @@ def test_appsecret_proof_can_be_exercised_from_the_cli(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_body_that_is_not_utf8_is_refused(sb):
+    """Invalid UTF-8 is a 400 Graph error (it was decoded with replacement characters and accepted)."""
+    body = b'{"access_token": "t", "data": [{"event_name": "\xff\xfe"}]}'
+    answer = _raw(
+        sb,
+        _post_head(str(len(body)), body).replace(b"Content-Length", b"Connection: close\r\nContent-Length"),
+    )
+    assert answer.startswith(b"HTTP/1.1 400") and b'"code": 100' in answer
