@@ -28,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from activation.errors import LedgerError, LedgerWriteError
+from activation.ledger_schema import TABLE, prepare_table
 from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
@@ -103,34 +104,6 @@ def place_of(state: str, reason: str | None) -> str:
     return state
 
 
-TABLE = "capi_events"
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    event_id        VARCHAR PRIMARY KEY,
-    run_id          VARCHAR NOT NULL,
-    spec_id         VARCHAR NOT NULL,
-    model_version   VARCHAR,
-    send_date       DATE NOT NULL,
-    event_name      VARCHAR NOT NULL,
-    event_time      BIGINT NOT NULL,
-    value           DOUBLE,
-    state           VARCHAR NOT NULL CHECK (state IN ('pending', 'sent', 'failed', 'skipped')),
-    reason          VARCHAR,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    events_received INTEGER,
-    error_code      INTEGER,
-    error_subcode   INTEGER,
-    error_message   VARCHAR,
-    fbtrace_id      VARCHAR,
-    created_at      TIMESTAMP NOT NULL,
-    updated_at      TIMESTAMP NOT NULL,
-    maybe_delivered_at TIMESTAMP
-)
-"""
-# ledgers written before maybe_delivered_at existed gain it on their first write
-_MIGRATE = f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS maybe_delivered_at TIMESTAMP"
-
-
 @dataclass(frozen=True, kw_only=True)
 class RunInfo:
     """Identifies one delivery run."""
@@ -190,42 +163,10 @@ class Ledger:
         self._own = not isinstance(con, duckdb.DuckDBPyConnection)
         try:
             self.con = duckdb.connect(str(con)) if self._own else con
-            exists = self.con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
-                [TABLE],
-            ).fetchall()[0][0]
-            if not exists:  # a read-only connection (``pltv status``) works on an existing ledger
-                self.con.execute(_SCHEMA)
-            self._check_schema()
+            self.writable = prepare_table(self.con)
         except duckdb.Error as exc:
             raise LedgerError(f"cannot open the delivery ledger ({type(exc).__name__}): {exc}") from exc
         self._clock = clock
-
-    def _check_schema(self) -> None:
-        """A ``capi_events`` table that is not ours is an error naming what is missing; an older ledger
-        gains the columns added since (when writable)."""
-        columns = {
-            name
-            for (name,) in self.con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                "AND database_name = current_database()",
-                [TABLE],
-            ).fetchall()
-        }
-        required = {"event_id", "run_id", "spec_id", "send_date", "event_name", "event_time", "value", "state",
-                    "reason", "attempts", "error_code", "error_subcode", "error_message", "fbtrace_id",
-                    "created_at", "updated_at"}  # fmt: skip
-        missing = sorted(required - columns)
-        if missing:
-            raise LedgerError(
-                f"table {TABLE} in this file is not a pltv delivery ledger (missing columns {missing}); "
-                "point --ledger (or [capi] ledger) at the ledger file, or at a new path"
-            )
-        self.writable = (
-            self.con.execute("SELECT current_setting('access_mode')").fetchall()[0][0] != "read_only"
-        )
-        if "maybe_delivered_at" not in columns and self.writable:
-            self.con.execute(_MIGRATE)
 
     def __enter__(self) -> Ledger:
         return self
