@@ -38,6 +38,7 @@ from activation.endpoint import is_meta_host
 from activation.errors import ClientConfigError, DailyRunError, SourceDistrusted
 from activation.events import plan_events
 from activation.ledger import Ledger, RunInfo
+from activation.ledger_schema import bind_pixel
 from activation.meta import DEDUP_WINDOW_S, MAX_AGE_DAYS, MAX_EVENTS_PER_REQUEST
 from activation.pipeline import pipelined
 from activation.preflight import source_doubts
@@ -420,6 +421,7 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
         report.data_end = to_utc_naive(data_end) if data_end is not None else None
         empty = ledger.is_empty()
         if not options.dry_run:  # a dry run leaves the ledger as it found it
+            bind_pixel(ledger.con, options.client.pixel_id, options.ledger_path)
             # first what may have reached Meta and can no longer be re-sent safely, then what is too old
             report.unconfirmed = ledger.settle_unconfirmed(now=now, window_s=DEDUP_WINDOW_S - RESEND_MARGIN_S)
             report.expired = ledger.expire(older_than=now - timedelta(days=settings.max_age_days))

@@ -11,6 +11,7 @@ import duckdb
 from activation.errors import LedgerError
 
 TABLE = "capi_events"
+INFO = "capi_ledger_info"  # key/value facts about the ledger itself: the pixel it delivers to
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     event_id        VARCHAR PRIMARY KEY,
@@ -68,4 +69,18 @@ def prepare_table(con: duckdb.DuckDBPyConnection) -> bool:
     for column, ddl in MIGRATIONS.items():
         if column not in columns and writable:
             con.execute(ddl)
+    if writable:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {INFO} (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
     return writable
+
+
+def bind_pixel(con: duckdb.DuckDBPyConnection, pixel_id: str, path: object) -> None:
+    """A ledger serves one pixel (Meta deduplicates per pixel; an event sent to one is not sent to
+    another): the first live run records its pixel, a run for another pixel is refused."""
+    con.execute(f"INSERT INTO {INFO} VALUES ('pixel_id', ?) ON CONFLICT (key) DO NOTHING", [pixel_id])
+    bound = con.execute(f"SELECT value FROM {INFO} WHERE key = 'pixel_id'").fetchall()[0][0]
+    if bound != pixel_id:
+        raise LedgerError(
+            f"the ledger {path} records deliveries to pixel {bound}, not {pixel_id}: one ledger per pixel "
+            "(an event sent to one pixel is not sent to another). Pass --ledger with this pixel's ledger"
+        )

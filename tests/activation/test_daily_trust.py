@@ -234,3 +234,15 @@ def test_a_disk_filling_mid_delivery_is_exit_4_and_the_next_run_completes_it(wor
     with duckdb.connect(str(ledger), read_only=True) as con:
         states = dict(con.execute("SELECT state, count(*) FROM capi_events GROUP BY 1").fetchall())
     assert "pending" not in states and states["sent"] == received
+
+
+def test_a_ledger_serves_one_pixel(world, tmp_path):
+    """A live run for another pixel on the same ledger is refused: its users would be taken as already sent."""
+    with Sandbox(now=NOW) as sb:
+        first = run_daily(_options(world, tmp_path, sb.url, dry_run=False), now=NOW)
+        other = ClientConfig(pixel_id="456", access_token=TOKEN, graph_url=sb.url)
+        with pytest.raises(
+            LedgerError, match="records deliveries to pixel 123, not 456: one ledger per pixel"
+        ):
+            run_daily(_options(world, tmp_path, sb.url, dry_run=False, client=other), now=NOW)
+    assert first.sent > 0
