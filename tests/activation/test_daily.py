@@ -209,7 +209,7 @@ from activation.client import ClientConfig
 from activation.daily import DailyOptions, run_daily
 from pltv.config import SourceConfig
 url, root, ledger = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-client = ClientConfig(pixel_id="1", access_token="tok", graph_url=url, batch_size=5, max_workers=1)
+client = ClientConfig(pixel_id="1234567890", access_token="tok", graph_url=url, batch_size=5, max_workers=1)
 options = DailyOptions(run_date=date(2026, 10, 31), spec_path=root / "spec.json",
     source=SourceConfig(path=str(root / "src")), tracking_uri=sys.argv[4], ledger_path=ledger, client=client)
 print(run_daily(options, now=datetime(2026, 10, 31, 1, 0, tzinfo=UTC)).sent, flush=True)
