@@ -15,7 +15,12 @@ the event designer have something true to find:
   a few percent, ``ldu`` for some US users, ``fbc``/``fbp`` in Meta's formats and the acquisition
   (conversion) event ids that Meta's delayed pLTV (``AppendValue``) refers to;
 - a little export mess for the validator to count and drop: duplicated transaction rows, a few
-  transactions stamped before signup (clock skew) and a few for users missing from ``users``.
+  transactions stamped before signup (clock skew) and a few for users missing from ``users``;
+- on request (:class:`Experiment`), an acquisition experiment: the ``paid_social`` users of the last weeks
+  carry the arm that acquired them (``acq_arm`` = ``treatment`` for the pLTV campaign, ``control`` for
+  business as usual, null for everyone else), and the treatment arm's revenue is ``1 + lift`` times what
+  the same user would have spent, so the true lift in revenue per user is known exactly (in expectation,
+  in every window). Without it the data is byte-identical to a sample written without the option.
 
 Everything is vectorized with numpy; one seed gives the same bytes of data.
 """
@@ -23,6 +28,7 @@ Everything is vectorized with numpy; one seed gives the same bytes of data.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -171,6 +177,36 @@ USER_AGENTS = np.array(
     dtype=_S,
 )
 EVENT_NAMES = ["session", "view_item", "add_to_cart", "checkout_start", "trial_start"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """An acquisition experiment in the sample: the pLTV campaign (treatment) against business as usual.
+
+    The ``paid_social`` users who signed up in the last ``days`` days are split at random, half to each arm
+    (a draw of its own, so the rest of the data is the same as without the experiment); every transaction
+    of a treatment user (refunds too) is ``1 + lift`` times its amount, so the true lift in revenue per
+    user is ``lift`` by any number of days.
+    """
+
+    lift: float = 0.25
+    days: int = 120
+    column: str = "acq_arm"
+    treatment: str = "treatment"
+    control: str = "control"
+
+    def __post_init__(self) -> None:
+        if not self.lift > -1:
+            raise ConfigError(f"the experiment's lift must be above -100 %, got {self.lift}")
+        if self.days < 1:
+            raise ConfigError(f"the experiment must last at least one day, got {self.days}")
+
+
+def _arms(seed: int, experiment: Experiment, signup_at: pd.DatetimeIndex, end_at, channel: np.ndarray):
+    """Per user: 1 treatment, 0 control, -1 outside the experiment (its own random stream)."""
+    rng = np.random.default_rng([seed, 13])
+    inside = (channel == "paid_social") & (signup_at >= end_at - pd.Timedelta(days=experiment.days))
+    return np.where(inside, (rng.random(len(channel)) < 0.5).astype(int), -1)
 
 
 def _s(values: np.ndarray) -> np.ndarray:
@@ -422,7 +458,7 @@ def _repeat_index(counts: np.ndarray) -> np.ndarray:
 
 
 def generate_tables(
-    n_users: int, *, seed: int, end: str = "2026-11-01", days: int = 730
+    n_users: int, *, seed: int, end: str = "2026-11-01", days: int = 730, experiment: Experiment | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Return ``(users, transactions, events)`` DataFrames; timestamps are UTC (tz-aware)."""
     if n_users < 100:
@@ -488,7 +524,11 @@ def generate_tables(
     ref_amt = -amount[refunded] * np.where(rng.random(refunded.sum()) < 0.75, 1.0, 0.5)
     owner = np.concatenate([owner, ref_owner])
     t_off = np.concatenate([t_off, ref_t])
-    amount = np.round(np.concatenate([amount, ref_amt]), 2)
+    amount = np.concatenate([amount, ref_amt])
+    if experiment is not None:
+        arm = _arms(seed, experiment, signup_at, end_at, CHANNELS[ch])
+        amount = amount * np.where(arm[owner] == 1, 1.0 + experiment.lift, 1.0)
+    amount = np.round(amount, 2)
     keep = t_off < horizon_s[owner]
     owner, t_off, amount = owner[keep], t_off[keep], amount[keep]
     order = np.lexsort((t_off, owner))
@@ -552,6 +592,9 @@ def generate_tables(
         }
     )
     users = pd.concat([users, _identifiers(rng, users)], axis=1)
+    if experiment is not None:
+        labels = np.array([None, experiment.control, experiment.treatment], dtype=object)
+        users[experiment.column] = pd.Series(labels[arm + 1], dtype="string")
     return users, tx, events
 
 
@@ -578,7 +621,13 @@ def _write_parts(df: pd.DataFrame, folder: Path, rows_per_part: int, on_part=lam
 
 
 def generate_sample(
-    out: str | Path, *, n_users: int, seed: int, end: str = "2026-11-01", progress=None
+    out: str | Path,
+    *,
+    n_users: int,
+    seed: int,
+    end: str = "2026-11-01",
+    experiment: Experiment | None = None,
+    progress=None,
 ) -> dict:
     """Write ``users.parquet``, ``transactions/`` and ``events/`` (part files) under ``out``.
 
@@ -588,7 +637,7 @@ def generate_sample(
     progress = Progress.coerce(progress)
     t0 = time.perf_counter()
     with progress.stage(f"generate {n_users:,} users (seed {seed})", unit="users") as stage:
-        users, tx, events = generate_tables(n_users, seed=seed, end=end)
+        users, tx, events = generate_tables(n_users, seed=seed, end=end, experiment=experiment)
         stage.advance(len(users))
         stage.done(f"{len(tx):,} transactions, {len(events):,} events")
     out = Path(out)

@@ -1,0 +1,148 @@
+"""Sent-vs-realized calibration on replayed daily runs: the real daily job, the real sandbox over a loopback
+socket (its ``--now`` clock replays past days), a real ledger, and a model fitted on the sample's own past."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from activation.client import ClientConfig
+from activation.daily import DailyOptions, run_daily
+from activation.readout import CalibrationOptions, bias_interval, calibration_readout, match_users
+from activation.sandbox import Sandbox
+from activation.spec import EventSpec
+from activation.valuemap import ValueMapping
+from pltv.config import SourceConfig
+from pltv.features import build_features, feature_columns
+from pltv.models import EarlyRevenueMultiple
+from pltv.registry import LtvPythonModel
+from pltv.sample import generate_sample
+from pltv.sources import open_source
+
+HORIZON = 90
+TRAIN_AS_OF = "2025-08-01"  # the model learns only from users matured before the replayed sends
+# four weeks whose 90-day horizon matured long before the data ends (2026-11-01), and a week that has not
+REPLAY = [date(2025, 8, 4) + timedelta(days=i) for i in range(28)] + [
+    date(2026, 9, 7) + timedelta(days=i) for i in range(7)
+]
+
+
+class _Scaled:
+    """An estimator whose predictions are ``factor`` times another's (a deliberately miscalibrated model)."""
+
+    def __init__(self, estimator, factor: float) -> None:
+        self.estimator, self.factor = estimator, factor
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.factor * self.estimator.predict(frame)
+
+
+@pytest.fixture(scope="module")
+def replays(tmp_path_factory):
+    """One ledger per model (calibrated, x1.3), each filled by the daily job replayed over ``REPLAY``."""
+    root = tmp_path_factory.mktemp("readout")
+    generate_sample(root / "src", n_users=60_000, seed=9)
+    with open_source(root / "src") as src:
+        train = build_features(src.con, send_day=1, as_of=TRAIN_AS_OF, horizon_days=HORIZON)
+    # the `k x early revenue` model, k fitted on the matured past: calibrated in total by construction
+    estimator = EarlyRevenueMultiple().fit(train, train["actual_ltv"])
+    spec = EventSpec(
+        mode="custom_value", event_name="pLTV_D1", send_day=1, currency="USD",
+        value_mapping=ValueMapping("calibrated", floor=0.01), model_name="pltv_d1", model_version="1",
+        horizon_days=HORIZON,
+    )  # fmt: skip
+    (root / "spec.json").write_text(spec.to_json())
+    ledgers = {}
+    for label, est in (("calibrated", estimator), ("x1.3", _Scaled(estimator, 1.3))):
+        model = LtvPythonModel(
+            est, send_day=1, horizon_days=HORIZON, event_names=train.attrs["event_names"],
+            feature_names=feature_columns(train),
+        )  # fmt: skip
+        ledger = root / f"ledger-{label}.duckdb"
+        with Sandbox(now=datetime(2025, 8, 4, 1, tzinfo=UTC)) as sb:
+            for day in REPLAY:
+                now = datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
+                sb.set_now(now)
+                options = DailyOptions(
+                    run_date=day, spec_path=root / "spec.json", source=SourceConfig(path=str(root / "src")),
+                    tracking_uri="sqlite:///unused.db", ledger_path=ledger,
+                    client=ClientConfig(pixel_id="1234567890", access_token="sandbox-token", graph_url=sb.url),
+                )  # fmt: skip
+                run_daily(options, now=now, model=model)
+        ledgers[label] = ledger
+    return {"root": root, "ledgers": ledgers, "spec": spec}
+
+
+def _readout(replays, label):
+    options = CalibrationOptions(horizon_days=HORIZON, partial_days=(30,))
+    return calibration_readout(replays["root"] / "src", replays["ledgers"][label], options)
+
+
+def test_miscalibrated_model_shows_its_bias_within_the_interval(replays):
+    """Values x1.3 read as bias near +30 %, inside an interval that excludes a calibrated model's 0."""
+    readout = _readout(replays, "x1.3")
+    lo, hi = readout.bias_ci
+    print(f"x1.3: users={readout.users} bias={readout.bias:+.1%} [{lo:+.1%}, {hi:+.1%}]")
+    assert readout.users > 1000 and readout.unmatched == 0
+    assert lo <= 0.30 <= hi and lo > 0
+    partial = readout.partial[30]["overall"]
+    print(f"x1.3 partial 30d: users={partial.users} bias={partial.bias:+.1%} {partial.bias_ci}")
+    assert partial.bias_ci[0] <= 0.30 <= partial.bias_ci[1]
+
+
+def test_calibrated_model_shows_an_interval_around_zero(replays):
+    """The model fitted on the matured past reads as calibrated: its interval holds 0, at the horizon and at 30 days."""
+    readout = _readout(replays, "calibrated")
+    lo, hi = readout.bias_ci
+    print(f"calibrated: users={readout.users} bias={readout.bias:+.1%} [{lo:+.1%}, {hi:+.1%}]")
+    assert lo <= 0 <= hi
+    partial = readout.partial[30]["overall"]
+    print(f"calibrated partial 30d: users={partial.users} bias={partial.bias:+.1%} {partial.bias_ci}")
+    assert partial.bias_ci[0] <= 0 <= partial.bias_ci[1]
+    assert len(readout.weeks) == 4 and sum(w.users for w in readout.weeks) == readout.users
+    assert 0 < readout.gini <= 1 and len(readout.deciles) == 10
+    assert json.loads(json.dumps(readout.to_dict()))["users"] == readout.users
+
+
+def test_sent_events_of_users_missing_from_the_source_are_counted_unmatched(replays, tmp_path):
+    """A source without some sent users: their events are counted as unmatched, the rest still read."""
+    src = replays["root"] / "src"
+    users = pd.read_parquet(src / "users.parquet")
+    (tmp_path / "src").mkdir()
+    users.iloc[::2].to_parquet(tmp_path / "src" / "users.parquet")
+    for table in ("transactions", "events"):
+        (tmp_path / "src" / table).symlink_to(src / table)
+    full = _readout(replays, "calibrated")
+    half = calibration_readout(
+        tmp_path / "src", replays["ledgers"]["calibrated"], CalibrationOptions(horizon_days=HORIZON)
+    )
+    assert half.sent_events == full.sent_events
+    assert half.unmatched > 0.3 * full.sent_events and half.matched + half.unmatched == half.sent_events
+
+
+def test_match_users_recomputes_the_daily_jobs_event_ids():
+    """Each sent event is tied back to the user whose (spec, user) id it carries; unknown ids stay unmatched."""
+    from activation.events import event_id_for
+
+    users = pd.DataFrame({"user_id": ["u1", "u2", "u3"]})
+    events = pd.DataFrame({"event_id": [event_id_for("spec-a", "u2"), event_id_for("spec-b", "u3"), "pltv-x"],
+                           "spec_id": ["spec-a", "spec-b", "spec-a"]})  # fmt: skip
+    matched = match_users(users, events)
+    assert matched["user_id"].tolist()[:2] == ["u2", "u3"] and pd.isna(matched["user_id"].iloc[2])
+
+
+def test_bias_interval_scales_and_resamples_the_share():
+    """bias = share x Σ sent / Σ realized − 1; the reference share's noise widens the interval."""
+    rng = np.random.default_rng(0)
+    realized = rng.lognormal(0, 1, 2000)
+    sent = realized * 2.0
+    point, (lo, hi) = bias_interval(sent, realized)
+    assert point == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    part, whole = rng.lognormal(0, 1, 500), rng.lognormal(0, 1, 500) + 5
+    fixed = part.sum() / whole.sum()
+    point, (lo, hi) = bias_interval(sent, realized, scale=(part, whole))
+    assert point == pytest.approx(2 * fixed - 1) and lo < point < hi
