@@ -69,15 +69,32 @@ def sample_data(
     end: Annotated[
         str, typer.Option("--end", help="Data complete before this UTC date (YYYY-MM-DD).")
     ] = "2026-11-01",
+    experiment_lift: Annotated[
+        float | None,
+        typer.Option(
+            "--experiment-lift",
+            help="Write an acquisition experiment: users.acq_arm = treatment/control for recent paid_social "
+            "users, the treatment arm's revenue x (1 + this), e.g. 0.25.",
+        ),
+    ] = None,
+    experiment_days: Annotated[
+        int,
+        typer.Option("--experiment-days", min=1, help="The experiment's span: the last N days of signups."),
+    ] = 120,
 ) -> None:
     """Write a realistic DTC/subscription warehouse export (Parquet) for demos, tests and benchmarks."""
     from pltv.progress import Progress
-    from pltv.sample import generate_sample
+    from pltv.sample import Experiment, generate_sample
 
     try:
         parse_date(end, "--end")
+        experiment = (
+            None if experiment_lift is None else Experiment(lift=experiment_lift, days=experiment_days)
+        )
         with Progress.for_stream(sys.stdout) as progress:
-            summary = generate_sample(out, n_users=users, seed=seed, end=end, progress=progress)
+            summary = generate_sample(
+                out, n_users=users, seed=seed, end=end, experiment=experiment, progress=progress
+            )
     except PltvError as exc:
         raise _fail(exc) from exc
     typer.echo(
@@ -396,6 +413,99 @@ def status(
         typer.echo(render_status(path, days=days))
     except ActivationError as exc:
         raise _fail(exc) from exc
+
+
+def _as_of(text: str | None) -> str | None:
+    return None if text is None else parse_date(text, "--as-of").isoformat()
+
+
+readout = typer.Typer(
+    name="readout",
+    help="Did the signal work? Sent values against realized revenue; the pLTV arm against business as usual.",
+    no_args_is_help=True,
+)
+app.add_typer(readout)
+
+
+@readout.command("experiment")
+def readout_experiment(
+    arm_column: Annotated[str, typer.Option("--arm-column", help="users column naming the acquiring arm.")],
+    treatment: Annotated[str, typer.Option("--treatment", help="Its value for the pLTV arm.")],
+    control: Annotated[str, typer.Option("--control", help="Its value for the business-as-usual arm.")],
+    source: SourceOpt = None,
+    spend: Annotated[
+        Path | None, typer.Option("--spend", help="Spend per arm: CSV or Parquet with date, arm, spend.")
+    ] = None,
+    maturity_days: Annotated[
+        int, typer.Option("--maturity-days", min=1, help="Realized revenue by this many days after signup.")
+    ] = 30,
+    target_width: Annotated[
+        float,
+        typer.Option(
+            "--target-width", min=0.001, help="Lift interval width a decision needs (0.2 = 20 points)."
+        ),
+    ] = 0.20,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Read as of this UTC date (default: the day after the data ends)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (lift, lift_ci, arms, ...).")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Lift in revenue per user of the pLTV arm over the BAU arm, with a 95 % bootstrap interval.
+
+    Exit codes: 0 read; 2 bad input (column, arm values, spend file, too few matured users)."""
+    import json
+
+    from pltv.experiment import ExperimentOptions, experiment_readout
+
+    cfg = _config(config).replace("source", path=source)
+    try:
+        options = ExperimentOptions(
+            arm_column=arm_column, treatment=treatment, control=control, maturity_days=maturity_days,
+            horizon_days=cfg.train.horizon_days, target_width=target_width, as_of=_as_of(as_of),
+        )  # fmt: skip
+        result = experiment_readout(
+            cfg.source, options, tracking_uri=cfg.mlflow.tracking_uri, model_name=cfg.mlflow.model_name,
+            spend_path=spend,
+        )  # fmt: skip
+    except PltvError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else result.render())
+
+
+@readout.command("calibration")
+def readout_calibration(
+    source: SourceOpt = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option("--ledger", help="Delivery ledger (DuckDB file; default ./pltv_ledger.duckdb)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Read as of this UTC date (default: the day after the data ends)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (users, bias, bias_ci, weeks, ...).")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Sent values against the revenue that followed: bias with a 95 % interval, Gini, deciles, per send week.
+
+    The horizon is [train] horizon_days of pltv.toml (default 365). Exit codes: 0 read; 2 bad input."""
+    import json
+
+    from activation.errors import ActivationError
+    from activation.readout import CalibrationOptions, calibration_readout
+
+    cfg = _config(config).replace("source", path=source)
+    path = Path(ledger or cfg.capi.ledger)
+    try:
+        options = CalibrationOptions(horizon_days=cfg.train.horizon_days, as_of=_as_of(as_of))
+        result = calibration_readout(cfg.source, path, options)
+    except (PltvError, ActivationError) as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else result.render())
 
 
 def main() -> None:

@@ -146,3 +146,28 @@ def test_bias_interval_scales_and_resamples_the_share():
     fixed = part.sum() / whole.sum()
     point, (lo, hi) = bias_interval(sent, realized, scale=(part, whole))
     assert point == pytest.approx(2 * fixed - 1) and lo < point < hi
+
+
+def test_cli_calibration_json_carries_users_and_bias_and_bad_input_exits_2(replays, tmp_path):
+    """`pltv readout calibration --json` prints users and bias; a missing ledger is exit 2 with one line."""
+    from typer.testing import CliRunner
+
+    from pltv.cli import app
+
+    config = tmp_path / "pltv.toml"
+    config.write_text(f"[train]\nhorizon_days = {HORIZON}\n")
+    src, ledger = str(replays["root"] / "src"), str(replays["ledgers"]["x1.3"])
+    runner = CliRunner()
+    ok = runner.invoke(app, ["readout", "calibration", "--source", src, "--ledger", ledger, "--json",
+                             "--config", str(config)])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    data = json.loads(ok.output)
+    assert data["users"] == _readout(replays, "x1.3").users and data["bias"] > 0 and len(data["bias_ci"]) == 2
+    text = runner.invoke(
+        app, ["readout", "calibration", "--source", src, "--ledger", ledger, "--config", str(config)]
+    )
+    assert text.exit_code == 0 and "bias" in text.output and "partial maturity 30 days" in text.output
+    missing = runner.invoke(
+        app, ["readout", "calibration", "--source", src, "--ledger", str(tmp_path / "no.duckdb")]
+    )
+    assert missing.exit_code == 2 and missing.output.count("\n") == 1 and "no ledger" in missing.output
