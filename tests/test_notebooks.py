@@ -80,14 +80,16 @@ def _images(nb) -> int:
     )
 
 
-@pytest.mark.parametrize(("notebook", "figures"), [("calibration.ipynb", 4), ("event_design.ipynb", 3)])
+@pytest.mark.parametrize(
+    ("notebook", "figures"), [("calibration.ipynb", 4), ("event_design.ipynb", 3), ("readout.ipynb", 2)]
+)
 def test_notebook_executes_top_to_bottom(notebook, figures, store, kernel_dir, monkeypatch):
     """Every cell runs without error against two registered versions and each picture is rendered."""
     nb = _execute(NOTEBOOKS / notebook, kernel_dir, store, monkeypatch)
     assert _images(nb) == figures
 
 
-@pytest.mark.parametrize("notebook", ["calibration.ipynb", "event_design.ipynb"])
+@pytest.mark.parametrize("notebook", ["calibration.ipynb", "event_design.ipynb", "readout.ipynb"])
 def test_notebook_is_committed_without_outputs(notebook):
     """Committed notebooks carry no outputs or execution counts (they are executed by the tests)."""
     nb = nbformat.read(NOTEBOOKS / notebook, as_version=4)
