@@ -56,8 +56,16 @@ pltv sandbox --show --port "$PORT"
 
 kill "$SANDBOX" && wait "$SANDBOX" 2>/dev/null || true
 trap - EXIT
+
+step "9. Readout: the values sent against the revenue that followed (none matured yet: these users signed up last week)"
+pltv readout calibration --source "$SOURCE" --ledger "$OUT/ledger.duckdb"
+
+step "10. Readout: an acquisition experiment (a sample whose pLTV arm earns +25 %), lift with its 95 % interval"
+pltv sample-data --out "$OUT/experiment" --experiment-lift 0.25
+pltv readout experiment --source "$OUT/experiment" --arm-column acq_arm --treatment treatment --control control
 step "Done. What the demo left behind:"
 echo "  spec:        $OUT/eventspec.json"
 echo "  ledger:      $OUT/ledger.duckdb   (pltv status --ledger $OUT/ledger.duckdb)"
 echo "  sandbox log: $OUT/sandbox.log"
+echo "  experiment:  $OUT/experiment   (pltv readout experiment --source $OUT/experiment --arm-column acq_arm ...)"
 echo "  models:      ./mlruns             (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"

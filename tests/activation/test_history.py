@@ -1,0 +1,87 @@
+"""Run history in the ledger file and the warnings `pltv status` gives from it, each triggered here."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from activation.history import read_runs, record_run, render_history, run_warnings
+
+COVERAGE = {"em": 0.9, "ph": 0.6, "external_id": 0.97}
+
+
+def _record(day: int, **changes) -> dict:
+    base = {
+        "run_id": f"run-{day:02d}", "run_date": date(2026, 10, 1) + timedelta(days=day), "dry_run": False,
+        "spec_id": "spec-1", "model_version": "3", "eligible": 40, "planned": 38, "sent": 38, "skipped": 2,
+        "skipped_by_reason": {"no_consent": 2}, "value_p10": 2.0, "value_p50": 8.0, "value_p90": 60.0,
+        "value_max": 300.0, "psi": 0.05, "coverage": COVERAGE, "emq_estimate": 6.1,
+        "invalid_identifiers": {"ph": 1}, "expected_weekly": 260.0,
+    }  # fmt: skip
+    return {**base, **changes}
+
+
+@pytest.fixture
+def con(tmp_path):
+    with duckdb.connect(str(tmp_path / "ledger.duckdb")) as c:
+        yield c
+
+
+def _fill(con, last: dict | None = None, days: int = 8) -> None:
+    for d in range(days - 1):
+        record_run(con, _record(d))
+    record_run(con, _record(days - 1, **(last or {})))
+
+
+def test_a_healthy_week_gives_no_warning_and_round_trips(con):
+    """Eight healthy runs: the 7-day volume sums the live runs; nothing to warn about."""
+    _fill(con)
+    runs = read_runs(con)
+    assert len(runs) == 8 and runs["volume_7d"].iloc[-1] == 7 * 38
+    assert runs["coverage"].iloc[0] == COVERAGE and runs["skipped_by_reason"].iloc[0] == {"no_consent": 2}
+    assert run_warnings(runs) == []
+    assert "WARNING" not in render_history(runs)
+
+
+def test_weekly_volume_under_metas_thresholds_warns_with_the_number(con):
+    """Under 100 a week for the dataset, and under 50 per ad set, each warn with the count."""
+    for d in range(7):
+        record_run(con, _record(d, sent=10))
+    warnings = run_warnings(read_runs(con), ad_sets=2)
+    assert any(
+        "70 events sent in the 7 days" in w and "100/week" in w and "expected 260" in w for w in warnings
+    )
+    assert any("35 events per ad set" in w for w in warnings)
+
+
+def test_psi_above_0_2_warns(con):
+    """The latest run's PSI above 0.2 is a drift warning with its value."""
+    _fill(con, {"psi": 0.31})
+    assert any("PSI 0.310" in w for w in run_warnings(read_runs(con)))
+
+
+def test_a_key_coverage_drop_of_more_than_10_points_warns(con):
+    """A key 15 points under its trailing mean warns; a 5-point dip does not."""
+    _fill(con, {"coverage": {**COVERAGE, "em": 0.75, "ph": 0.55}})
+    warnings = run_warnings(read_runs(con))
+    assert any(w.startswith("coverage: em on 75%") and "15% under" in w for w in warnings)
+    assert not any("coverage: ph" in w for w in warnings)
+
+
+def test_failures_unconfirmed_and_expired_events_warn(con):
+    """Any failed, unconfirmed or expired event in the latest run is named with its count."""
+    _fill(con, {"failed": 3, "unconfirmed": 2, "expired": 1})
+    warnings = run_warnings(read_runs(con))
+    for text in ("3 event(s) failed", "2 event(s) unconfirmed", "1 event(s) expired"):
+        assert any(text in w for w in warnings)
+
+
+def test_dry_runs_are_recorded_marked_and_left_out_of_volume_and_warnings(con):
+    """A dry run's row is kept and marked, adds nothing to the 7-day volume and triggers nothing."""
+    _fill(con)
+    record_run(con, _record(8, run_id="run-dry", dry_run=True, sent=0, failed=5, psi=0.9))
+    runs = read_runs(con)
+    assert bool(runs["dry_run"].iloc[-1]) and run_warnings(runs) == []
+    assert "(dry run)" in render_history(runs)
