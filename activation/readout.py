@@ -44,6 +44,7 @@ class ReadoutError(ActivationError, ValueError):
 class CalibrationOptions:
     horizon_days: int = 365
     partial_days: tuple[int, ...] = (30, 90)
+    event_name: str | None = None  # default: the event name with the most sent events
     as_of: datetime | str | None = None  # default: the day after the source's data ends
     level: float = 0.95
     n_boot: int = 2000
@@ -114,7 +115,7 @@ def bias_interval(
         part, whole = (np.asarray(a, dtype=float) for a in scale)
         factor = part.sum() / whole.sum()
         bp, bw = _boot_sums(rng, n_boot, part, whole)
-        draws_factor = bp / bw
+        draws_factor = bp / np.where(bw > 0, bw, np.nan)
     point = factor * s.sum() / r.sum() - 1 if r.sum() > 0 else float("nan")
     bs, br = _boot_sums(rng, n_boot, s, r)
     draws = (draws_factor if draws_factor is not None else factor) * bs / np.where(br > 0, br, np.nan) - 1
@@ -159,6 +160,7 @@ class CalibrationReadout:
     deciles: list[dict[str, float]] = field(default_factory=list)
     partial: dict[int, dict[str, Any]] = field(default_factory=dict)  # m -> share, overall, weeks
     share_source: str | None = None
+    event_name: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +169,7 @@ class CalibrationReadout:
 
         return {
             "as_of": f"{self.as_of:%Y-%m-%d}",
+            "event_name": self.event_name,
             "horizon_days": self.horizon_days,
             "level": self.level,
             "sent_events": self.sent_events,
@@ -194,7 +197,8 @@ class CalibrationReadout:
     def render(self) -> str:
         pct = int(round(self.level * 100))
         lines = [
-            f"sent vs realized as of {self.as_of:%Y-%m-%d} ({self.horizon_days}-day horizon): "
+            f"sent {self.event_name} values vs realized revenue as of {self.as_of:%Y-%m-%d} "
+            f"({self.horizon_days}-day horizon): "
             f"{self.sent_events:,} sent events, {self.matched:,} matched to a source user, "
             f"{self.unmatched:,} not matched",
         ]
@@ -294,6 +298,14 @@ def read_calibration(
     partial_days = sorted({int(m) for m in options.partial_days if 0 < int(m) < h})
     if events.empty:
         raise ReadoutError("the ledger holds no sent events yet: nothing to compare with realized revenue")
+    names = events["event_name"].value_counts()
+    name = options.event_name or str(names.index[0])
+    if name not in names.index:
+        raise ReadoutError(
+            f"the ledger holds no sent {name!r} events (it has {', '.join(map(repr, names.index))})"
+        )
+    others = names.drop(name)
+    events = events[events["event_name"] == name]
     users = con.execute("SELECT user_id FROM users").df()
     matched = match_users(users, events)
     found = matched[matched["user_id"].notna()].copy()
@@ -302,6 +314,15 @@ def read_calibration(
         unmatched=len(events) - len(found), matured_users=0, users=0, bias=None, bias_ci=None, gini=None,
         weeks=[],
     )  # fmt: skip
+    readout.event_name = name
+    if len(others):
+        readout.notes.append(
+            "read only "
+            + repr(name)
+            + "; also sent: "
+            + ", ".join(f"{k!r} ({v:,})" for k, v in others.items())
+            + " (each event name is its own signal)"
+        )
     if readout.unmatched:
         readout.notes.append(
             f"{readout.unmatched:,} sent events match no user of the source (users deleted or filtered from "
@@ -309,6 +330,13 @@ def read_calibration(
         )
     if found.empty:
         return readout
+    repeated = found["user_id"].duplicated(keep="last")
+    if repeated.any():  # the design sends one value per user and event name; a repeat would count twice
+        found = found.sort_values("send_date", kind="stable")
+        found = found[~found["user_id"].duplicated(keep="last")]
+        readout.notes.append(
+            f"{int(repeated.sum()):,} users had more than one sent event: the latest is read"
+        )
     revenue = _revenue(con, found["user_id"], [*partial_days, h], as_of)
     frame = found.merge(revenue, on="user_id", how="inner")
     send_date = pd.to_datetime(frame["send_date"])

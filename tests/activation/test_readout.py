@@ -171,3 +171,52 @@ def test_cli_calibration_json_carries_users_and_bias_and_bad_input_exits_2(repla
         app, ["readout", "calibration", "--source", src, "--ledger", str(tmp_path / "no.duckdb")]
     )
     assert missing.exit_code == 2 and missing.output.count("\n") == 1 and "no ledger" in missing.output
+
+
+def _tiny_source():
+    """Four users: three matured at a 90-day horizon by 2026-01-01, one 40 days old; known revenue."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE users (user_id VARCHAR, signup_at TIMESTAMP)")
+    con.execute(
+        "INSERT INTO users VALUES ('a', '2025-06-01'), ('b', '2025-06-02'), ('c', '2025-06-09'), ('d', '2025-11-22')"
+    )
+    con.execute("CREATE TABLE transactions (user_id VARCHAR, occurred_at TIMESTAMP, revenue DOUBLE)")
+    con.execute(
+        "INSERT INTO transactions VALUES ('a', '2025-06-05', 30), ('a', '2025-10-01', 999), "  # 2nd after horizon
+        "('b', '2025-06-10', 10), ('d', '2025-11-25', 8)"
+    )
+    return con
+
+
+def test_bias_per_week_and_overall_is_the_ratio_of_sums_on_a_hand_computed_source():
+    """Σ sent / Σ realized − 1 over matured users, per Monday send week; repeats and other event names noted."""
+    from activation.events import event_id_for
+    from activation.readout import read_calibration
+
+    con = _tiny_source()
+    rows = [
+        ("a", "2025-06-08", 50.0),
+        ("b", "2025-06-09", 10.0),
+        ("c", "2025-06-16", 20.0),
+        ("d", "2025-11-29", 5.0),
+    ]
+    events = pd.DataFrame(
+        [{"event_id": event_id_for("s1", u), "spec_id": "s1", "send_date": pd.Timestamp(d), "event_name": "pLTV_D7",
+          "value": v} for u, d, v in rows]
+        + [{"event_id": event_id_for("s2", "a"), "spec_id": "s2", "send_date": pd.Timestamp("2025-06-08"),
+            "event_name": "AppendValue", "value": 1.0}]
+    )  # fmt: skip
+    options = CalibrationOptions(horizon_days=90, partial_days=(30,), as_of="2026-01-01", n_boot=200)
+    readout = read_calibration(con, events, options)
+    assert readout.event_name == "pLTV_D7" and any("'AppendValue' (1)" in n for n in readout.notes)
+    assert readout.users == 3 and readout.unmatched == 0
+    assert readout.bias == pytest.approx((50 + 10 + 20) / (30 + 10) - 1)
+    assert [w.week for w in readout.weeks] == ["2025-06-02", "2025-06-09", "2025-06-16"]
+    assert readout.weeks[1].bias == pytest.approx(0.0)  # b: sent 10, realized 10 (send week of Monday 06-09)
+    partial = readout.partial[30]
+    assert partial["users"] == 1 and partial["share"] == pytest.approx(
+        40 / 40
+    )  # all matured revenue by day 30
+    assert partial["overall"].bias == pytest.approx(5.0 * 1.0 / 8.0 - 1)
