@@ -43,6 +43,9 @@ _LAZY = {
     "evaluate_holdout": "pltv.evaluate",
     "fit_send_day": "pltv.train",
     "open_source": "pltv.sources",
+    "experiment_readout": "pltv.experiment",
+    "lift_interval": "pltv.experiment",
+    "maturity_curve": "pltv.maturity",
 }
 __all__ += sorted(_LAZY)
 
