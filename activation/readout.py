@@ -1,7 +1,7 @@
 """Sent-vs-realized calibration: the values Meta received against the revenue that followed.
 
 The ledger keeps no user ids. The users behind its ``sent`` rows are found from the source by recomputing
-what identifies their events: :func:`activation.events.event_id_for` of (the row's ``spec_id``, each user
+what identifies their events: :func:`activation.event_id_for` of (the row's ``spec_id``, each user
 of the source) — the daily job's own derivation, called rather than copied, so a change of derivation
 follows. Sent events no source user reproduces are counted as unmatched.
 
@@ -27,8 +27,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from activation import event_id_for  # the daily job's own derivation (public API; follows its moves)
 from activation.errors import ActivationError, LedgerError
-from activation.events import event_id_for
 from activation.ledger import TABLE
 from pltv.errors import InsufficientDataError
 from pltv.features import default_as_of, to_utc_naive

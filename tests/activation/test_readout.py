@@ -126,7 +126,7 @@ def test_sent_events_of_users_missing_from_the_source_are_counted_unmatched(repl
 
 def test_match_users_recomputes_the_daily_jobs_event_ids():
     """Each sent event is tied back to the user whose (spec, user) id it carries; unknown ids stay unmatched."""
-    from activation.events import event_id_for
+    from activation import event_id_for
 
     users = pd.DataFrame({"user_id": ["u1", "u2", "u3"]})
     events = pd.DataFrame({"event_id": [event_id_for("spec-a", "u2"), event_id_for("spec-b", "u3"), "pltv-x"],
@@ -192,7 +192,7 @@ def _tiny_source():
 
 def test_bias_per_week_and_overall_is_the_ratio_of_sums_on_a_hand_computed_source():
     """Σ sent / Σ realized − 1 over matured users, per Monday send week; repeats and other event names noted."""
-    from activation.events import event_id_for
+    from activation import event_id_for
     from activation.readout import read_calibration
 
     con = _tiny_source()
