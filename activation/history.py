@@ -180,3 +180,35 @@ def render_history(runs: pd.DataFrame, *, ad_sets: int = 1) -> str:
         )
     lines.extend(f"WARNING {w}" for w in run_warnings(runs, ad_sets=ad_sets))
     return "\n".join(lines)
+
+
+def record_from_report(report: Any, *, expected_weekly: float | None = None) -> dict[str, Any]:
+    """A history row from a :class:`~activation.daily.DailyReport` (counts the report does not carry yet,
+    such as ``unconfirmed``, are 0)."""
+    quantiles = report.value_quantiles or {}
+    quality = report.match_quality
+    return {
+        "run_id": report.run_id,
+        "run_date": report.run_date,
+        "dry_run": report.dry_run,
+        "spec_id": report.spec_id,
+        "model_version": str(report.model).rpartition("/")[2],
+        "eligible": report.eligible,
+        "planned": report.planned,
+        "sent": report.sent,
+        "skipped": sum(report.skipped.values()),
+        "skipped_by_reason": dict(report.skipped),
+        "failed": report.failed,
+        "unconfirmed": getattr(report, "unconfirmed", 0),
+        "expired": report.expired,
+        "deferred": report.deferred,
+        "value_p10": quantiles.get("p10"),
+        "value_p50": quantiles.get("p50"),
+        "value_p90": quantiles.get("p90"),
+        "value_max": quantiles.get("max"),
+        "psi": report.psi,
+        "coverage": dict(quality.coverage) if quality is not None and quality.events else {},
+        "emq_estimate": quality.estimated_score if quality is not None and quality.events else None,
+        "invalid_identifiers": dict(getattr(report, "invalid_identifiers", {}) or {}),
+        "expected_weekly": expected_weekly,
+    }

@@ -85,3 +85,22 @@ def test_dry_runs_are_recorded_marked_and_left_out_of_volume_and_warnings(con):
     runs = read_runs(con)
     assert bool(runs["dry_run"].iloc[-1]) and run_warnings(runs) == []
     assert "(dry run)" in render_history(runs)
+
+
+def test_a_daily_report_becomes_a_history_row(con):
+    """The daily job's report maps onto the row: counts, skip reasons, quantiles, coverage, EMQ estimate."""
+    from collections import Counter
+
+    from activation.daily import DailyReport
+    from activation.events import estimate_match_quality
+    from activation.history import record_from_report
+
+    report = DailyReport(run_id="run-x", run_date=date(2026, 10, 31), spec_id="spec-1", model="pltv_d1/4",
+                         eligible=10, planned=8, sent=8, skipped=Counter(no_consent=2), psi=0.1,
+                         value_quantiles={"p10": 1.0, "p50": 5.0, "p90": 30.0, "max": 90.0},
+                         match_quality=estimate_match_quality([{"em": "h", "ph": "h"}, {"em": "h"}]))  # fmt: skip
+    row = record_run(con, record_from_report(report, expected_weekly=70.0))
+    assert row["model_version"] == "4" and row["skipped"] == 2 and row["volume_7d"] == 8
+    back = read_runs(con).iloc[0]
+    assert back["coverage"]["em"] == 1.0 and back["coverage"]["ph"] == 0.5 and back["value_p50"] == 5.0
+    assert back["skipped_by_reason"] == {"no_consent": 2} and back["expected_weekly"] == 70.0
