@@ -223,13 +223,20 @@ class Projection:
     def describe(self) -> str:
         return f"{self.name} v{self.version} (champion, send day {self.send_day})"
 
-    def predict(self, con: duckdb.DuckDBPyConnection, user_ids: pd.Series, *, as_of) -> np.ndarray:
-        """Predicted horizon LTV for ``user_ids`` (every one at least ``send_day`` days old at ``as_of``)."""
+    def predict(self, con: duckdb.DuckDBPyConnection, users: pd.DataFrame, *, as_of) -> np.ndarray:
+        """Predicted horizon LTV for ``users`` (``user_id``, ``signup_at``; each at least ``send_day`` days
+        old at ``as_of``), from features of only the signups their span covers."""
+        from datetime import timedelta
+
         from pltv.features import build_features
 
+        user_ids = users["user_id"]
+        send_from = to_utc_naive(users["signup_at"].min()) + timedelta(days=self.send_day)
+        send_to = to_utc_naive(users["signup_at"].max()) + timedelta(days=self.send_day, microseconds=1)
         feats = build_features(
-            con, send_day=self.send_day, as_of=as_of, horizon_days=self.horizon_days, population="all",
-            event_names=self.model.event_names, categoricals=self.model.categoricals,
+            con, send_day=self.send_day, as_of=as_of, horizon_days=self.horizon_days, population="send_window",
+            send_from=send_from, send_to=send_to, event_names=self.model.event_names,
+            categoricals=self.model.categoricals,
         )  # fmt: skip
         feats = feats.set_index("user_id").reindex(user_ids.astype(str)).reset_index()
         return np.asarray(self.model.predict(feats), dtype=float)
@@ -408,7 +415,7 @@ def read_experiment(
     if projection is not None:
         curve: MaturityCurve = maturity_curve(con, horizon_days=horizon, as_of=as_of)
         part = frame[matured].reset_index(drop=True)
-        predicted = projection.predict(con, part["user_id"], as_of=as_of)
+        predicted = projection.predict(con, part[["user_id", "signup_at"]], as_of=as_of)
         rest = np.where(
             part["age_days"] >= horizon, 0.0, np.maximum(predicted, 0) * (1 - curve.at(part["age_days"]))
         )
