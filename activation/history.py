@@ -182,6 +182,14 @@ def render_history(runs: pd.DataFrame, *, ad_sets: int = 1) -> str:
     return "\n".join(lines)
 
 
+def _per_key(dropped: Mapping) -> dict[str, int]:
+    """``{(key, reason): n}`` (identifier values present but unusable) -> ``{key: n}``."""
+    out: dict[str, int] = {}
+    for (key, _reason), n in dropped.items():
+        out[key] = out.get(key, 0) + int(n)
+    return out
+
+
 def record_from_report(report: Any, *, expected_weekly: float | None = None) -> dict[str, Any]:
     """A history row from a :class:`~activation.daily.DailyReport` (counts the report does not carry yet,
     such as ``unconfirmed``, are 0)."""
@@ -209,6 +217,6 @@ def record_from_report(report: Any, *, expected_weekly: float | None = None) -> 
         "psi": report.psi,
         "coverage": dict(quality.coverage) if quality is not None and quality.events else {},
         "emq_estimate": quality.estimated_score if quality is not None and quality.events else None,
-        "invalid_identifiers": dict(getattr(report, "invalid_identifiers", {}) or {}),
+        "invalid_identifiers": _per_key(getattr(report, "identity_dropped", {}) or {}),
         "expected_weekly": expected_weekly,
     }
