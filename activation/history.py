@@ -161,15 +161,17 @@ def run_warnings(runs: pd.DataFrame, *, ad_sets: int = 1) -> list[str]:
     return out
 
 
-def render_history(runs: pd.DataFrame, *, ad_sets: int = 1) -> str:
-    """The trend (one line per run) and the warnings."""
+def render_history(runs: pd.DataFrame, *, days: int = 7, ad_sets: int = 1) -> str:
+    """The trend (one line per run of the ``days`` latest run dates) and the warnings (from every run)."""
     if not len(runs):
         return "run history: none recorded yet"
+    dates = sorted(set(runs["run_date"]))[-days:]
+    shown = runs[runs["run_date"].isin(dates)]
     lines = [
         f"{'run date':<11} {'run':<22} {'sent':>7} {'failed':>6} {'p50':>8} {'PSI':>6} {'EMQ~':>5} "
         f"{'7d sent':>8} {'expected':>8}"
     ]
-    for r in runs.itertuples():
+    for r in shown.itertuples():
         psi = f"{r.psi:6.3f}" if pd.notna(r.psi) else f"{'n/a':>6}"
         p50 = f"{r.value_p50:8.2f}" if pd.notna(r.value_p50) else f"{'':>8}"
         emq = f"{r.emq_estimate:5.1f}" if pd.notna(r.emq_estimate) else f"{'':>5}"

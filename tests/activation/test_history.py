@@ -104,3 +104,11 @@ def test_a_daily_report_becomes_a_history_row(con):
     back = read_runs(con).iloc[0]
     assert back["coverage"]["em"] == 1.0 and back["coverage"]["ph"] == 0.5 and back["value_p50"] == 5.0
     assert back["skipped_by_reason"] == {"no_consent": 2} and back["expected_weekly"] == 70.0
+
+
+def test_the_trend_shows_the_latest_run_dates_and_warns_from_the_whole_history(con):
+    """The table lists the requested days; the warnings still use the trailing runs before them."""
+    _fill(con, {"coverage": {**COVERAGE, "em": 0.5}})
+    text = render_history(read_runs(con), days=2)
+    assert text.count("run-0") == 2 and "run-07" in text and "run-06" in text
+    assert "WARNING coverage: em on 50%" in text
