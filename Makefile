@@ -2,7 +2,7 @@
 #   make demo   sets up .venv and runs the whole job on the committed sample
 #   make test   sets up .venv and runs lint, format check and the test suite
 #   make lab    opens the notebooks in JupyterLab (kernel: this .venv)
-#   make notebooks  executes both notebooks against ./mlruns into out/notebooks/*.html
+#   make notebooks  executes the notebooks against ./mlruns into out/notebooks/*.html
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -48,8 +48,8 @@ lab: $(STAMP)
 notebooks: $(STAMP)
 	@test -f mlruns/mlflow.db || $(BIN)/pltv train
 	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.kernel_name=python3 \
-		--output-dir out/notebooks notebooks/calibration.ipynb notebooks/event_design.ipynb
-	@echo "== executed notebooks: out/notebooks/calibration.html, out/notebooks/event_design.html"
+		--output-dir out/notebooks notebooks/calibration.ipynb notebooks/event_design.ipynb notebooks/readout.ipynb
+	@echo "== executed notebooks: out/notebooks/calibration.html, out/notebooks/event_design.html, out/notebooks/readout.html"
 
 # What the demo, the notebooks and dry runs write: the venv, the default MLflow store, demo-out/, out/, outbox/.
 # A spec or a ledger of your own (./eventspec.json, ./pltv_ledger.duckdb) is kept: the ledger is what stops a resend.
