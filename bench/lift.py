@@ -58,7 +58,7 @@ def main() -> int:
                 from pltv.train import train
 
                 uri = f"sqlite:///{Path(tmp) / f'm{seed}' / 'mlflow.db'}"
-                train(out, send_days=(7,), tracking_uri=uri)
+                train(out, send_days=(7,), tracking_uri=uri, promote=True)
             r = experiment_readout(out, options, tracking_uri=uri)
             lo, hi = r.lift_ci
             hit = lo <= args.lift <= hi

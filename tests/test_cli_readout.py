@@ -70,7 +70,7 @@ def test_experiment_projects_horizon_ltv_with_the_champion_it_names(tmp_path):
     src = tmp_path / "src"
     generate_sample(src, n_users=20_000, seed=3, experiment=Experiment(lift=0.25))
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    train(src, send_days=(7,), tracking_uri=uri)
+    train(src, send_days=(7,), tracking_uri=uri, promote=True)  # champion even if it trails its baseline
     config = tmp_path / "pltv.toml"
     config.write_text(f'[mlflow]\ntracking_uri = "{uri}"\n')
     result = CliRunner().invoke(app, [*ARGS, "--source", str(src), "--json", "--config", str(config)])
