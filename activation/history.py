@@ -10,7 +10,7 @@ and left out of volumes and trends (nothing was sent).
 - the trailing week's volume is under Meta's thresholds (100 per week for the dataset, ~50 per ad set),
 - the latest run's PSI is above 0.2,
 - a key's coverage is more than 10 points below its trailing mean (the previous runs, up to 7),
-- the latest run had failures, unconfirmed or expired events.
+- the latest run had failures, unconfirmed or expired events, or Meta stopped it.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
     emq_estimate        DOUBLE,
     invalid_identifiers VARCHAR NOT NULL,  -- JSON {{key: count dropped as invalid}}
     volume_7d           INTEGER NOT NULL,  -- sent over the 7 run dates ending with this one (live runs)
-    expected_weekly     DOUBLE             -- the spec's expected weekly volume
+    expected_weekly     DOUBLE,            -- the spec's expected weekly volume
+    stopped             VARCHAR            -- why Meta stopped the run (error class and code), else NULL
 )
 """
 _JSON = ("skipped_by_reason", "coverage", "invalid_identifiers")
@@ -65,7 +66,7 @@ COLUMNS = (
     "run_id", "run_date", "recorded_at", "dry_run", "spec_id", "model_version", "eligible", "planned", "sent",
     "skipped", "skipped_by_reason", "failed", "unconfirmed", "expired", "deferred", "value_p10", "value_p50",
     "value_p90", "value_max", "psi", "coverage", "emq_estimate", "invalid_identifiers", "volume_7d",
-    "expected_weekly",
+    "expected_weekly", "stopped",
 )  # fmt: skip
 
 
@@ -155,9 +156,13 @@ def run_warnings(runs: pd.DataFrame, *, ad_sets: int = 1) -> list[str]:
                     f"coverage: {key} on {share:.0%} of events, {np.mean(history) - share:.0%} under its trailing "
                     f"mean {np.mean(history):.0%} ({len(history)} runs)"
                 )
-    for column, what in (("failed", "failed"), ("unconfirmed", "unconfirmed"), ("expired", "expired")):
+    for column in ("failed", "unconfirmed", "expired"):
         if int(last[column]):
-            out.append(f"delivery: {int(last[column]):,} event(s) {what} in run {last['run_id']}")
+            out.append(f"delivery: {int(last[column]):,} event(s) {column} in run {last['run_id']}")
+    if isinstance(last["stopped"], str) and last["stopped"]:
+        out.append(
+            f"delivery: run {last['run_id']} was stopped by Meta ({last['stopped']}); unsent events stay owed"
+        )
     return out
 
 
@@ -192,9 +197,11 @@ def _per_key(dropped: Mapping) -> dict[str, int]:
     return out
 
 
-def record_from_report(report: Any, *, expected_weekly: float | None = None) -> dict[str, Any]:
+def record_from_report(
+    report: Any, *, expected_weekly: float | None = None, stopped: BaseException | None = None
+) -> dict[str, Any]:
     """A history row from a :class:`~activation.daily.DailyReport` (counts the report does not carry yet,
-    such as ``unconfirmed``, are 0)."""
+    such as ``unconfirmed``, are 0); ``stopped``: the error that stopped the run, named by class and code."""
     quantiles = report.value_quantiles or {}
     quality = report.match_quality
     return {
@@ -221,4 +228,7 @@ def record_from_report(report: Any, *, expected_weekly: float | None = None) -> 
         "emq_estimate": quality.estimated_score if quality is not None and quality.events else None,
         "invalid_identifiers": _per_key(getattr(report, "identity_dropped", {}) or {}),
         "expected_weekly": expected_weekly,
+        "stopped": None
+        if stopped is None
+        else type(stopped).__name__ + (f" code {stopped.code}" if getattr(stopped, "code", None) else ""),
     }

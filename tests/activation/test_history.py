@@ -112,3 +112,20 @@ def test_the_trend_shows_the_latest_run_dates_and_warns_from_the_whole_history(c
     text = render_history(read_runs(con), days=2)
     assert text.count("run-0") == 2 and "run-07" in text and "run-06" in text
     assert "WARNING coverage: em on 50%" in text
+
+
+def test_a_run_meta_stopped_warns_with_the_reason(con):
+    """A run stopped by Meta (token, pixel, a refused batch) is recorded with why, and warned about."""
+    from activation.history import record_from_report
+
+    class AccessDenied(Exception):
+        code = 190
+
+    _fill(con)
+    report = type("R", (), {})()
+    report.__dict__.update(run_id="run-stop", run_date=date(2026, 10, 9), dry_run=False, spec_id="spec-1",
+                           model="pltv_d1/3", eligible=5, planned=5, sent=0, skipped={}, failed=0, expired=0,
+                           deferred=0, value_quantiles={}, psi=None, match_quality=None)  # fmt: skip
+    record_run(con, record_from_report(report, stopped=AccessDenied()))
+    warnings = run_warnings(read_runs(con))
+    assert any("run-stop was stopped by Meta (AccessDenied code 190)" in w for w in warnings)
