@@ -9,7 +9,9 @@ and left out of volumes and trends (nothing was sent).
 
 - the trailing week's volume is under Meta's thresholds (100 per week for the dataset, ~50 per ad set),
 - the latest run's PSI is above 0.2,
-- a key's coverage is more than 10 points below its trailing mean (the previous runs, up to 7),
+- a key's coverage is more than 10 points below its trailing mean (the previous runs, up to 7, weighted by
+  their events), and by more than two binomial standard errors of the run's own event count (a handful of
+  events swings by more than 10 points by chance),
 - the latest run had failures, unconfirmed or expired events, or Meta stopped it.
 """
 
@@ -146,15 +148,17 @@ def run_warnings(runs: pd.DataFrame, *, ad_sets: int = 1) -> list[str]:
     if pd.notna(last["psi"]) and last["psi"] > PSI_WARNING:
         out.append(f"drift: PSI {last['psi']:.3f} against the design's holdout (> {PSI_WARNING})")
     previous = live.iloc[-1 - TRAILING_RUNS : -1]
-    if len(previous) and int(last["planned"]):
+    n = int(last["planned"])
+    weights = previous["planned"].to_numpy(float) if len(previous) else np.zeros(0)
+    if n and weights.sum() > 0:
         for key, share in sorted(last["coverage"].items()):
-            history = [
-                c.get(key, 0.0) for c, n in zip(previous["coverage"], previous["planned"], strict=True) if n
-            ]
-            if history and np.mean(history) - share > COVERAGE_DROP:
+            mean = float(np.average([c.get(key, 0.0) for c in previous["coverage"]], weights=weights))
+            drop = mean - share
+            # a drop a run this small shows by chance (2 binomial standard errors) is not a warning
+            if drop > COVERAGE_DROP and drop > 2 * np.sqrt(mean * (1 - mean) / n):
                 out.append(
-                    f"coverage: {key} on {share:.0%} of events, {np.mean(history) - share:.0%} under its trailing "
-                    f"mean {np.mean(history):.0%} ({len(history)} runs)"
+                    f"coverage: {key} on {share:.0%} of {n:,} events, {drop:.0%} under its trailing mean "
+                    f"{mean:.0%} ({len(previous)} runs)"
                 )
     for column in ("failed", "unconfirmed", "expired"):
         if int(last[column]):

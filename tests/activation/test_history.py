@@ -66,8 +66,14 @@ def test_a_key_coverage_drop_of_more_than_10_points_warns(con):
     """A key 15 points under its trailing mean warns; a 5-point dip does not."""
     _fill(con, {"coverage": {**COVERAGE, "em": 0.75, "ph": 0.55}})
     warnings = run_warnings(read_runs(con))
-    assert any(w.startswith("coverage: em on 75%") and "15% under" in w for w in warnings)
+    assert any(w.startswith("coverage: em on 75% of 38 events") and "15% under" in w for w in warnings)
     assert not any("coverage: ph" in w for w in warnings)
+
+
+def test_a_coverage_dip_on_a_handful_of_events_is_not_a_warning(con):
+    """15 points under the mean on 5 events is within chance (2 standard errors are ~27 points)."""
+    _fill(con, {"planned": 5, "sent": 5, "coverage": {**COVERAGE, "em": 0.75}})
+    assert not any(w.startswith("coverage") for w in run_warnings(read_runs(con)))
 
 
 def test_failures_unconfirmed_and_expired_events_warn(con):
