@@ -29,14 +29,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from activation.client import CapiClient, ClientConfig, chunk, request_body
 from activation.delivery import DeliveryReport, deliver_pipelined
 from activation.endpoint import is_meta_host
-from activation.errors import ClientConfigError, DailyRunError, SourceDistrusted
+from activation.errors import ClientConfigError, DailyRunError, RunStopped, SourceDistrusted
 from activation.events import plan_events
+from activation.history import record_from_report, record_run
 from activation.ledger import Ledger, RunInfo
 from activation.ledger_schema import bind_pixel
 from activation.meta import DEDUP_WINDOW_S, MAX_AGE_DAYS, MAX_EVENTS_PER_REQUEST
@@ -498,6 +500,9 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
             else:
                 for delivery in deliver_pipelined(parts, prepare, client=client, ledger=ledger, run=run):
                     report.add(delivery)
+        except RunStopped as exc:  # the run history keeps the stopped run too, with why
+            _record_history(ledger, report, spec, stopped=exc)
+            raise
         finally:
             if client is not None:
                 client.close()
@@ -521,6 +526,19 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
     if report.identity_dropped:  # counts only: which keys were unusable and why, never a value
         log_event(log, "activation.identifiers_dropped", run_id=run_id,
                   **{f"{k}.{r}": n for (k, r), n in sorted(report.identity_dropped.items())})  # fmt: skip
+    with Ledger(options.ledger_path) as ledger:
+        _record_history(ledger, report, spec)
     log_event(log, "activation.daily_finished", run_id=run_id, sent=report.sent, failed=report.failed,
               skipped=sum(report.skipped.values()), seconds=round(report.seconds, 2))  # fmt: skip
     return report
+
+
+def _record_history(ledger: Ledger, report: DailyReport, spec: EventSpec, *, stopped=None) -> None:
+    """The run's row in the ledger's run history (dry runs too, marked); a failure to write it is logged
+    and never fails the run: the events' own rows are what delivery relies on."""
+    try:
+        record_run(ledger.con, record_from_report(report, expected_weekly=spec.expected.get("weekly_volume"),
+                                                  stopped=stopped))  # fmt: skip
+    except duckdb.Error as exc:
+        log_event(log, "activation.run_history_failed", logging.WARNING, run_id=report.run_id,
+                  error=type(exc).__name__)  # fmt: skip

@@ -1,4 +1,5 @@
-"""``pltv status``: what the ledger says happened, per send date and per run, and what is still owed.
+"""``pltv status``: what the ledger says happened, per send date and per run, what is still owed, and the
+run history's trend with its warnings (:mod:`activation.history`).
 
 While a run holds the ledger (DuckDB lets no other process open it), status reads the snapshot that run
 wrote at its start (``<ledger>.snapshot``) and says so: a scheduler's health check works beside the job.
@@ -11,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from activation.errors import LedgerError
+from activation.history import read_runs, render_history
 from activation.ledger import TABLE, Ledger
 from activation.runlock import holder, is_locked, snapshot_path
 
@@ -85,6 +87,8 @@ def render_status(path: str | Path, *, days: int = 7) -> str:
                 f"unconfirmed: {unconfirmed:,} event(s) may have reached Meta without an answer, and Meta's 48 h "
                 "dedup window has closed: never re-sent (a second copy would count their value twice)"
             )
+        lines.append("")
+        lines.append(render_history(read_runs(con), days=days))
         return "\n".join(lines)
     finally:
         con.close()

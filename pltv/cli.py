@@ -402,7 +402,8 @@ def status(
     days: Annotated[int, typer.Option("--days", min=1, help="How many recent send dates to show.")] = 7,
     config: ConfigOpt = None,
 ) -> None:
-    """Per day and per run: sent / skipped / failed / pending, the last errors, the catch-up backlog."""
+    """Per day and per run: sent / skipped / failed / pending, the last errors, the catch-up backlog, and the
+    run history's trend with its warnings (low weekly volume, PSI drift, coverage drops, failures)."""
     from activation.errors import ActivationError
     from activation.status import render_status
 

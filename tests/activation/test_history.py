@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pytest
@@ -135,3 +135,78 @@ def test_a_run_meta_stopped_warns_with_the_reason(con):
     record_run(con, record_from_report(report, stopped=AccessDenied()))
     warnings = run_warnings(read_runs(con))
     assert any("run-stop was stopped by Meta (AccessDenied code 190)" in w for w in warnings)
+
+
+# ---- the daily job writes the history; `pltv status` shows the trend and warns ---------------------------
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    """A small sample, a `k x early revenue` model fitted on its matured past, and a custom_value spec."""
+    from activation.spec import EventSpec
+    from activation.valuemap import ValueMapping
+    from pltv.features import build_features, feature_columns
+    from pltv.models import EarlyRevenueMultiple
+    from pltv.registry import LtvPythonModel
+    from pltv.sample import generate_sample
+    from pltv.sources import open_source
+
+    root = tmp_path_factory.mktemp("history")
+    generate_sample(root / "src", n_users=6_000, seed=2)
+    with open_source(root / "src") as src:
+        train = build_features(src.con, send_day=1, as_of="2026-06-01", horizon_days=90)
+    model = LtvPythonModel(
+        EarlyRevenueMultiple().fit(train, train["actual_ltv"]), send_day=1, horizon_days=90,
+        event_names=train.attrs["event_names"], feature_names=feature_columns(train),
+    )  # fmt: skip
+    spec = EventSpec(mode="custom_value", event_name="pLTV_D1", send_day=1, currency="USD",
+                     value_mapping=ValueMapping("calibrated"), model_name="pltv_d1", model_version="1",
+                     horizon_days=90, expected={"weekly_volume": 80.0})  # fmt: skip
+    (root / "spec.json").write_text(spec.to_json())
+    return root, model
+
+
+def _run(small_world, ledger, day, sandbox=None, **changes):
+    from datetime import UTC, datetime
+
+    from activation.client import ClientConfig
+    from activation.daily import DailyOptions, run_daily
+    from pltv.config import SourceConfig
+
+    root, model = small_world
+    now = datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
+    client = None
+    if sandbox is not None:
+        sandbox.set_now(now)
+        client = ClientConfig(pixel_id="1234567890", access_token="sandbox-token", graph_url=sandbox.url,
+                              backoff_base_s=0.01, backoff_cap_s=0.02, max_attempts=2)  # fmt: skip
+    options = DailyOptions(run_date=day, spec_path=root / "spec.json", source=SourceConfig(path=str(root / "src")),
+                           tracking_uri="sqlite:///unused.db", ledger_path=ledger, client=client,
+                           **changes)  # fmt: skip
+    return run_daily(options, now=now, model=model)
+
+
+def test_every_run_records_a_history_row_and_status_shows_the_trend_and_warnings(small_world, tmp_path):
+    """Eight replayed days and a dry run: one row each (the dry run marked); status warns on low volume
+    and on the failures of a day the sandbox answered 500 to everything."""
+    from activation.sandbox import Sandbox
+    from activation.status import render_status
+
+    ledger = tmp_path / "ledger.duckdb"
+    days = [date(2026, 9, 1) + timedelta(days=i) for i in range(8)]
+    with Sandbox(now=datetime(2026, 9, 1, 1, tzinfo=UTC)) as sb:
+        reports = [_run(small_world, ledger, d, sb) for d in days[:-1]]
+        sb.set_faults(rate=1.0, seed=1, kinds=("http_500",))
+        failing = _run(small_world, ledger, days[-1], sb)
+    dry = _run(small_world, ledger, days[-1], dry_run=True, outbox_dir=tmp_path / "outbox")
+    with duckdb.connect(str(ledger), read_only=True) as c:
+        runs = read_runs(c)
+    assert list(runs["run_id"]) == [r.run_id for r in [*reports, failing, dry]]
+    assert bool(runs["dry_run"].iloc[-1]) and not runs["dry_run"].iloc[:-1].any()
+    live = runs.iloc[:-1]
+    assert live["sent"].tolist() == [r.sent for r in [*reports, failing]] and failing.failed > 0
+    assert live["volume_7d"].iloc[-1] == sum(r.sent for r in reports[-6:]) + failing.sent
+    assert live["coverage"].iloc[0]["em"] > 0.5 and live["expected_weekly"].iloc[0] == 80.0
+    text = render_status(ledger, days=3)
+    assert "(dry run)" in text and f"WARNING delivery: {failing.failed:,} event(s) failed" in text
+    assert f"WARNING volume: {int(live['volume_7d'].iloc[-1]):,} events sent in the 7 days" in text
