@@ -36,7 +36,7 @@ import pandas as pd
 from activation.client import CapiClient, ClientConfig, chunk, request_body
 from activation.delivery import DeliveryReport, deliver_pipelined
 from activation.endpoint import is_meta_host
-from activation.errors import ClientConfigError, DailyRunError, RunStopped, SourceDistrusted
+from activation.errors import ClientConfigError, DailyRunError, LedgerError, RunStopped, SourceDistrusted
 from activation.events import plan_events
 from activation.history import record_from_report, record_run
 from activation.ledger import Ledger, RunInfo
@@ -526,19 +526,22 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
     if report.identity_dropped:  # counts only: which keys were unusable and why, never a value
         log_event(log, "activation.identifiers_dropped", run_id=run_id,
                   **{f"{k}.{r}": n for (k, r), n in sorted(report.identity_dropped.items())})  # fmt: skip
-    with Ledger(options.ledger_path) as ledger:
-        _record_history(ledger, report, spec)
+    _record_history(options.ledger_path, report, spec)
     log_event(log, "activation.daily_finished", run_id=run_id, sent=report.sent, failed=report.failed,
               skipped=sum(report.skipped.values()), seconds=round(report.seconds, 2))  # fmt: skip
     return report
 
 
-def _record_history(ledger: Ledger, report: DailyReport, spec: EventSpec, *, stopped=None) -> None:
+def _record_history(ledger: Ledger | Path, report: DailyReport, spec: EventSpec, *, stopped=None) -> None:
     """The run's row in the ledger's run history (dry runs too, marked); a failure to write it is logged
     and never fails the run: the events' own rows are what delivery relies on."""
+    record = record_from_report(report, expected_weekly=spec.expected.get("weekly_volume"), stopped=stopped)
     try:
-        record_run(ledger.con, record_from_report(report, expected_weekly=spec.expected.get("weekly_volume"),
-                                                  stopped=stopped))  # fmt: skip
-    except duckdb.Error as exc:
+        if isinstance(ledger, Ledger):
+            record_run(ledger.con, record)
+        else:
+            with Ledger(ledger) as opened:
+                record_run(opened.con, record)
+    except (duckdb.Error, LedgerError) as exc:
         log_event(log, "activation.run_history_failed", logging.WARNING, run_id=report.run_id,
                   error=type(exc).__name__)  # fmt: skip

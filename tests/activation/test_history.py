@@ -210,3 +210,19 @@ def test_every_run_records_a_history_row_and_status_shows_the_trend_and_warnings
     text = render_status(ledger, days=3)
     assert "(dry run)" in text and f"WARNING delivery: {failing.failed:,} event(s) failed" in text
     assert f"WARNING volume: {int(live['volume_7d'].iloc[-1]):,} events sent in the 7 days" in text
+
+
+def test_a_run_stopped_by_a_refused_token_is_recorded_with_why(small_world, tmp_path):
+    """Meta refusing the token stops the run (exit 3); its history row says so, and status warns."""
+    from activation.errors import AccessDenied
+    from activation.sandbox import Sandbox
+    from activation.status import render_status
+
+    ledger = tmp_path / "ledger.duckdb"
+    sandbox = Sandbox(now=datetime(2026, 9, 1, 1, tzinfo=UTC), access_token="the-only-good-token")
+    with sandbox as sb, pytest.raises(AccessDenied):
+        _run(small_world, ledger, date(2026, 9, 1), sb)
+    with duckdb.connect(str(ledger), read_only=True) as c:
+        row = read_runs(c).iloc[-1]
+    assert row["stopped"].startswith("AccessDenied") and row["sent"] == 0
+    assert "was stopped by Meta (AccessDenied" in render_status(ledger)
