@@ -76,12 +76,13 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_SCHEMA)
 
 
-def _trailing_sent(con: duckdb.DuckDBPyConnection, run_date: date) -> int:
-    """Sent by the live runs of the 6 run dates before ``run_date`` (the current run adds its own)."""
+def _trailing_sent(con: duckdb.DuckDBPyConnection, run_date: date, run_id: str) -> int:
+    """Sent by the other live runs of the 7 run dates ending with ``run_date`` (earlier runs of the same date
+    included: a re-run sends only what is still owed); the current run adds its own."""
     row = con.execute(
-        f"SELECT coalesce(sum(sent), 0) FROM {RUNS_TABLE} WHERE NOT dry_run "
-        "AND run_date > CAST($d AS DATE) - INTERVAL 7 DAY AND run_date < CAST($d AS DATE)",
-        {"d": run_date},
+        f"SELECT coalesce(sum(sent), 0) FROM {RUNS_TABLE} WHERE NOT dry_run AND run_id <> $run "
+        "AND run_date > CAST($d AS DATE) - INTERVAL 7 DAY AND run_date <= CAST($d AS DATE)",
+        {"d": run_date, "run": run_id},
     ).fetchall()
     return int(row[0][0])
 
@@ -96,7 +97,9 @@ def record_run(con: duckdb.DuckDBPyConnection, record: Mapping[str, Any]) -> dic
     for c in ("eligible", "planned", "sent", "skipped", "failed", "unconfirmed", "expired", "deferred"):
         row[c] = int(row[c] or 0)
     row["dry_run"] = bool(row["dry_run"])
-    row["volume_7d"] = (0 if row["dry_run"] else row["sent"]) + _trailing_sent(con, row["run_date"])
+    row["volume_7d"] = (0 if row["dry_run"] else row["sent"]) + _trailing_sent(
+        con, row["run_date"], row["run_id"]
+    )
     con.execute(
         f"INSERT OR REPLACE INTO {RUNS_TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
         [row[c] for c in COLUMNS],

@@ -226,3 +226,11 @@ def test_a_run_stopped_by_a_refused_token_is_recorded_with_why(small_world, tmp_
         row = read_runs(c).iloc[-1]
     assert row["stopped"].startswith("AccessDenied") and row["sent"] == 0
     assert "was stopped by Meta (AccessDenied" in render_status(ledger)
+
+
+def test_a_rerun_of_a_date_counts_the_first_runs_sends_in_the_weekly_volume(con):
+    """The 7-day volume of a re-run includes what the date's first run sent (the re-run sends only what is owed)."""
+    _fill(con)
+    record_run(con, _record(7, run_id="run-07-again", sent=0))
+    runs = read_runs(con)
+    assert runs["volume_7d"].iloc[-1] == runs["volume_7d"].iloc[-2] == 7 * 38
