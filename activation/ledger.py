@@ -481,6 +481,13 @@ class Ledger:
             for event_id, state, reason in self._rows(event_ids, "event_id, state, reason")
         }
 
+    def rows(self) -> pd.DataFrame:
+        """Every event row without Meta's free text and trace ids, by send date: what the report aggregates."""
+        return self.con.execute(
+            f"SELECT event_id, run_id, spec_id, model_version, send_date, event_name, event_time, value, "
+            f"state, reason, error_code, error_subcode FROM {TABLE} ORDER BY send_date, event_id"
+        ).df()
+
     def runs(self, *, days: int = 7) -> list[RunCounts]:
         """Per run of the ``days`` most recent send dates (newest first): what its rows ended as."""
         rows = self.con.execute(

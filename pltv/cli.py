@@ -509,6 +509,46 @@ def readout_calibration(
     typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else result.render())
 
 
+@app.command("report")
+def report(
+    source: SourceOpt = None,
+    ledger: Annotated[
+        Path | None,
+        typer.Option("--ledger", help="Delivery ledger (DuckDB file; default ./pltv_ledger.duckdb)."),
+    ] = None,
+    spec: Annotated[Path, typer.Option("--spec", help="The EventSpec in force (from `pltv design`).")] = Path(
+        "eventspec.json"
+    ),
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
+    config: ConfigOpt = None,
+) -> None:
+    """One self-contained HTML page: signal health, match keys, values, calibration, experiment, models."""
+    from activation.errors import ActivationError
+    from activation.report_page import ReportOptions, write_report
+
+    cfg = _config(config).replace("source", path=source)
+    path = Path(ledger or cfg.capi.ledger)
+    if not path.exists():
+        raise _fail(RuntimeError(f"no ledger at {path}: run `pltv score-and-send` first (or pass --ledger)"))
+    options = ReportOptions(
+        source=cfg.source,
+        ledger_path=path,
+        tracking_uri=cfg.mlflow.tracking_uri,
+        spec_path=spec if spec.exists() else None,
+        model_name=cfg.mlflow.model_name,
+        send_days=cfg.train.send_days,
+        default_region=cfg.capi.default_region,
+    )
+    try:
+        result, written = write_report(options, out)
+    except (PltvError, ActivationError) as exc:
+        raise _fail(exc) from exc
+    flags = result.flags()
+    typer.echo(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB): {len(flags)} flag(s)")
+    for flag in flags:
+        typer.echo(f"  {flag}")
+
+
 def main() -> None:
     """Console entry point."""
     # MLflow's telemetry stays off in the toolkit's own processes.

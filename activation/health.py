@@ -1,0 +1,275 @@
+"""Signal health from the ledger and the source: what `pltv report` shows about delivery, match keys, values.
+
+Pure functions over the ledger's rows (:meth:`activation.ledger.Ledger.rows`) and the source's users:
+
+- :func:`outcome_counts` — events per send date by outcome (sent, skipped by reason, failed, expired…);
+- :func:`trailing_volume` — events sent in the trailing 7 days at each send date (Meta counts per week);
+- :func:`value_drift` — quantiles of the sent values and their PSI against the design's holdout
+  (:func:`activation.report.population_stability_index`), over the trailing 7 days;
+- :func:`sent_users` — the users behind the sent events: the ledger keeps no user ids, so each event id is
+  recomputed from the source's users (:func:`activation.events.event_id_for`) and joined;
+- :func:`match_keys` — per-key coverage and the EMQ-style estimate per send date, and invalid
+  identifiers per key, from the same normalization and hashing the daily job uses
+  (:func:`activation.identity.hash_identifiers`); hashes stay in memory, only counts come out;
+- :func:`flags` — what is off, each with its number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
+from activation.design import MIN_DATASET_EVENTS_PER_WEEK
+from activation.events import estimate_match_quality, event_id_for
+from activation.identity import IdentityReport, hash_identifiers, user_data_records
+from activation.ledger import EXPIRED
+from activation.report import population_stability_index
+from activation.spec import EventSpec
+
+WINDOW_DAYS = 7
+LEARNING_EVENTS_PER_AD_SET = 50  # Meta: ~50 optimization events per ad set per week to leave learning
+COVERAGE_DROP = 0.10  # a key's coverage more than 10 points below its trailing mean is flagged
+_ORDER = ("sent", "skipped", "failed", "unconfirmed", "expired", "pending")
+
+
+def outcome_of(state: str, reason: str | None) -> str:
+    """The chart's outcome for a ledger row: ``sent``, ``skipped: <reason>``, ``failed: <reason>``,
+    ``expired``, ``pending`` or any other state as it is (e.g. ``unconfirmed``)."""
+    if reason == EXPIRED:
+        return "expired"
+    if state in ("skipped", "failed") and reason:
+        return f"{state}: {reason}"
+    return state
+
+
+def outcome_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Events per send date (index) and outcome (columns, sent first); zeros where nothing happened."""
+    if rows.empty:
+        return pd.DataFrame(index=pd.Index([], name="send_date"))
+    outcome = [
+        outcome_of(s, r if isinstance(r, str) else None)
+        for s, r in zip(rows["state"], rows["reason"], strict=True)
+    ]
+    table = (
+        pd.DataFrame({"send_date": pd.to_datetime(rows["send_date"]), "outcome": outcome})
+        .value_counts()
+        .unstack(fill_value=0)
+        .sort_index()
+    )
+    rank = {name: i for i, name in enumerate(_ORDER)}
+    columns = sorted(table.columns, key=lambda c: (rank.get(c.split(":")[0], len(_ORDER)), -table[c].sum()))
+    return table[columns].astype(int)
+
+
+def _window(dates: pd.Series, day: pd.Timestamp) -> pd.Series:
+    return (dates > day - pd.Timedelta(days=WINDOW_DAYS)) & (dates <= day)
+
+
+def trailing_volume(rows: pd.DataFrame) -> pd.Series:
+    """Events sent in the ``WINDOW_DAYS`` days up to each send date of the ledger (index: send dates)."""
+    dates = pd.to_datetime(rows["send_date"])
+    sent = dates[rows["state"] == "sent"]
+    days = sorted(dates.unique())
+    return pd.Series([int(_window(sent, d).sum()) for d in days], index=pd.DatetimeIndex(days, name="send_date"),
+                     name="sent_7d", dtype=int)  # fmt: skip
+
+
+def value_drift(rows: pd.DataFrame, spec: EventSpec | None) -> pd.DataFrame:
+    """Per send date, over the sent events of the trailing ``WINDOW_DAYS`` days: count, value quantiles, and
+    the PSI against ``spec``'s holdout (its own events only; NaN below ``PSI_MIN_EVENTS`` or without it)."""
+    sent = rows[rows["state"] == "sent"]
+    dates = pd.to_datetime(sent["send_date"])
+    out = []
+    for day in sorted(pd.to_datetime(rows["send_date"]).unique()):
+        inside = _window(dates, day)
+        values = sent.loc[inside, "value"].to_numpy(dtype=float)
+        record = {"send_date": day, "events": int(values.size)}
+        for name, q in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9)):
+            record[name] = float(np.quantile(values, q)) if values.size else np.nan
+        record["max"] = float(values.max()) if values.size else np.nan
+        psi = np.nan
+        if spec is not None and spec.value_reference:
+            own = sent.loc[inside & (sent["spec_id"] == spec.spec_id), "value"].to_numpy(dtype=float)
+            if own.size >= PSI_MIN_EVENTS:
+                ref = spec.value_reference
+                psi = population_stability_index(ref["edges"], ref["shares"], own)
+        record["psi"] = psi
+        out.append(record)
+    return pd.DataFrame(out, columns=["send_date", "events", "p10", "p50", "p90", "max", "psi"]).set_index(
+        "send_date"
+    )
+
+
+def sent_users(users: pd.DataFrame, rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The users behind the ledger's sent events, one row per event (``users``' columns + ``send_date``),
+    and how many sent events matched no user of the source (a user deleted since, or another source)."""
+    sent = rows.loc[rows["state"] == "sent", ["event_id", "spec_id", "send_date"]]
+    ids = users["user_id"].astype(str).tolist()
+    parts = []
+    for spec_id in sent["spec_id"].unique():
+        keyed = users.assign(event_id=[event_id_for(spec_id, u) for u in ids])
+        parts.append(keyed.merge(sent[sent["spec_id"] == spec_id][["event_id", "send_date"]], on="event_id"))
+    matched = pd.concat(parts, ignore_index=True) if parts else users.iloc[:0].assign(send_date=pd.NaT)
+    return matched.drop(columns="event_id", errors="ignore"), int(len(sent) - len(matched))
+
+
+@dataclass
+class MatchKeys:
+    """Per-key coverage and the EMQ-style estimate per send date; invalid identifiers per key."""
+
+    coverage: pd.DataFrame  # index send_date, one column per key present on some event: share of events
+    estimated_score: pd.Series  # index send_date: the EMQ-style 0-10 estimate (ours, not Meta's)
+    invalid: pd.DataFrame  # key, present, usable, invalid, reasons
+    events_by_day: pd.Series  # index send_date: sent events matched to a user
+    events: int
+    unmatched: int
+    label: str = ""
+
+
+def match_keys(
+    users: pd.DataFrame, rows: pd.DataFrame, *, id_columns: Iterable[str], default_region: str = "US"
+) -> MatchKeys:
+    """Match-key health of the sent events, from the identifiers their users have in the source now."""
+    matched, unmatched = sent_users(users, rows)
+    hashed, report = hash_identifiers(matched[list(id_columns)], default_region=default_region)
+    present = hashed.notna()
+    keys = [k for k in present.columns if present[k].any()]
+    day = pd.to_datetime(matched["send_date"])
+    coverage = present[keys].groupby(day.to_numpy()).mean() if len(matched) else pd.DataFrame(columns=keys)
+    coverage.index = pd.DatetimeIndex(coverage.index, name="send_date")
+    records = user_data_records(hashed)
+    scores = {}
+    label = estimate_match_quality([]).label
+    for d, index in pd.Series(range(len(matched))).groupby(day.to_numpy()).indices.items():
+        scores[pd.Timestamp(d)] = estimate_match_quality(records[i] for i in index).estimated_score
+    del hashed, records  # nothing hashed outlives this function
+    return MatchKeys(
+        coverage=coverage,
+        estimated_score=pd.Series(scores, name="estimated_score", dtype=float),
+        invalid=invalid_table(report),
+        events_by_day=day.value_counts().sort_index(),
+        events=len(matched),
+        unmatched=unmatched,
+        label=label,
+    )
+
+
+def invalid_table(report: IdentityReport) -> pd.DataFrame:
+    """Per key with any input value: values present, usable, invalid, and the invalid ones by reason."""
+    rows = []
+    for key, present in report.present.items():
+        if not present:
+            continue
+        reasons = {r: n for (k, r), n in report.dropped.items() if k == key}
+        usable = report.kept.get(key, 0)
+        rows.append({"key": key, "present": present, "usable": usable, "invalid": present - usable,
+                     "reasons": ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items(), key=lambda x: -x[1]))})  # fmt: skip
+    return pd.DataFrame(rows, columns=["key", "present", "usable", "invalid", "reasons"])
+
+
+@dataclass
+class Flags:
+    """What is off, per report section, each message carrying its number."""
+
+    by_section: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, section: str, message: str) -> None:
+        self.by_section.setdefault(section, []).append(message)
+
+    def get(self, section: str) -> list[str]:
+        return self.by_section.get(section, [])
+
+
+def volume_thresholds(spec: EventSpec | None) -> dict[str, float]:
+    """Meta's weekly thresholds and, with a spec, the weekly volume its design expected."""
+    out = {
+        "Meta: dataset, each week": float(MIN_DATASET_EVENTS_PER_WEEK),
+        "Meta: learning, per ad set": float(LEARNING_EVENTS_PER_AD_SET),
+    }
+    if spec is not None and spec.expected.get("weekly_volume"):
+        out["design expected"] = float(spec.expected["weekly_volume"])
+    return out
+
+
+def delivery_flags(flags: Flags, counts: pd.DataFrame, volume: pd.Series, spec: EventSpec | None) -> None:
+    """Signal-health flags: weekly volume under Meta's thresholds or the design's, failures, unconfirmed,
+    expired and pending events."""
+    if volume.empty:
+        flags.add("signal", "the ledger holds no events yet: run `pltv score-and-send` first")
+        return
+    last_day, last = volume.index[-1], int(volume.iloc[-1])
+    span = (volume.index[-1] - volume.index[0]).days + 1
+    partial = f" (the ledger covers only {span} day(s), so the week is partial)" if span < WINDOW_DAYS else ""
+    if last < MIN_DATASET_EVENTS_PER_WEEK:
+        flags.add("signal", f"{last:,} events sent in the 7 days to {last_day:%Y-%m-%d}: under Meta's "
+                            f"{MIN_DATASET_EVENTS_PER_WEEK}/week for the dataset{partial}")  # fmt: skip
+    elif last < LEARNING_EVENTS_PER_AD_SET:
+        flags.add(
+            "signal", f"{last:,} events in the last 7 days: under the ~50/week an ad set needs to learn"
+        )
+    expected = spec.expected.get("weekly_volume") if spec is not None else None
+    if expected and last < 0.5 * expected and not partial:
+        flags.add(
+            "signal",
+            f"{last:,} events in the last 7 days, under half the {expected:,.0f}/week the design expected",
+        )
+    for kind, what in (
+        ("failed", "failed (see the delivery failures below; retryable ones are sent again by the next run)"),
+        ("unconfirmed", "unconfirmed (no definitive answer within the dedup window; never re-sent)"),
+        ("expired", "expired (owed, but too old for Meta before a run could send them)"),
+        ("pending", "pending (an interrupted run; the next run re-sends them)"),
+    ):
+        n = int(sum(counts[c].sum() for c in counts.columns if c.split(":")[0] == kind))
+        if n:
+            flags.add("signal", f"{n:,} event(s) {what}")
+
+
+def match_flags(flags: Flags, keys: MatchKeys) -> None:
+    """A key whose coverage on the last send date is more than 10 points under its trailing mean, and more
+    than two standard errors of that day's share (a 20-event day swings by +-20 points on its own); sent
+    events matched to no user; keys with more than 5 % invalid values."""
+    cov = keys.coverage
+    if len(cov) >= 2:
+        last, before = cov.iloc[-1], cov.iloc[-1 - WINDOW_DAYS : -1].mean()
+        n = int(keys.events_by_day.get(cov.index[-1], 0))
+        for key in cov.columns:
+            drop = before[key] - last[key]
+            noise = 2 * np.sqrt(before[key] * (1 - before[key]) / max(n, 1))
+            if drop > COVERAGE_DROP and drop > noise:
+                flags.add("match", f"{key} coverage {last[key]:.0%} on {cov.index[-1]:%Y-%m-%d} ({n:,} events), "
+                                   f"{drop:.0%} points under its trailing mean {before[key]:.0%}")  # fmt: skip
+    if keys.unmatched:
+        flags.add("match", f"{keys.unmatched:,} sent event(s) match no user of this source (left out above)")
+    invalid = keys.invalid
+    for row in invalid[invalid["invalid"] > 0.05 * invalid["present"]].itertuples():
+        flags.add("match", f"{row.key}: {row.invalid:,} of {row.present:,} values invalid ({row.reasons})")
+
+
+def value_flags(flags: Flags, drift: pd.DataFrame, spec: EventSpec | None) -> None:
+    """PSI above the warning level; PSI that cannot be computed, and why."""
+    if drift.empty:
+        return
+    last = drift.iloc[-1]
+    if spec is None or not spec.value_reference:
+        flags.add("values", "no spec with a holdout distribution: PSI cannot be computed (pass --spec)")
+    elif np.isnan(last["psi"]):
+        flags.add("values", f"PSI n/a: {int(last['events']):,} events sent in the last 7 days, it needs "
+                            f">= {PSI_MIN_EVENTS} to be meaningful")  # fmt: skip
+    elif last["psi"] > PSI_WARNING:
+        flags.add(
+            "values",
+            f"PSI {last['psi']:.3f} > {PSI_WARNING}: the sent values drifted from the design's holdout",
+        )
+
+
+def recent_values(rows: pd.DataFrame, *, days: int = WINDOW_DAYS) -> np.ndarray:
+    """Values of the events sent in the last ``days`` send dates of the ledger."""
+    if rows.empty:
+        return np.zeros(0)
+    dates = pd.to_datetime(rows["send_date"])
+    inside = _window(dates, dates.max()) & (rows["state"] == "sent")
+    return rows.loc[inside, "value"].to_numpy(dtype=float)

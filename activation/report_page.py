@@ -1,0 +1,600 @@
+"""`pltv report`: one self-contained HTML page of signal health, for the people around an activation.
+
+Six sections — signal health, match keys, values, calibration, experiment, models — each opening with one
+sentence on what good looks like and the flags for what is off (:mod:`activation.health`). Charts are
+:mod:`pltv.plots` figures inlined as SVG (text as paths), styles are inline, nothing is fetched: the file
+opens from disk in any browser and can be mailed or attached to a ticket.
+
+What the page never carries: identifiers (raw or hashed), user ids, event ids, run and spec ids, trace ids
+or tokens — only counts, shares, values and Meta's error codes (their messages pass through
+:func:`activation.redaction.redact`).
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from activation import health
+from activation.errors import LedgerError
+from activation.ledger import TABLE, Ledger
+from activation.redaction import redact
+from activation.spec import EventSpec, load_spec
+from pltv.config import SourceConfig
+from pltv.sources import IDENTIFIERS
+
+SECTIONS = (
+    ("signal", "1. Signal health"),
+    ("match", "2. Match keys"),
+    ("values", "3. Values"),
+    ("calibration", "4. Calibration"),
+    ("experiment", "5. Experiment"),
+    ("models", "6. Models"),
+)
+
+GOOD = {
+    "signal": "Good: every eligible event is sent or skipped for a stated reason, nothing failed, unconfirmed "
+    "or expired, and the trailing week stays above Meta's 100 events for the dataset (50 per ad set) "
+    "and near the volume the design expected.",
+    "match": "Good: every sent event carries at least one strong key (email, phone, external id, click id) "
+    "and each key's coverage holds steady from day to day; a drop of more than 10 points is flagged.",
+    "values": "Good: the sent values are distributed like the design's holdout (PSI under 0.1; above 0.2 "
+    "the model or the population has shifted), with at least 5 distinct values and max >= 3x min.",
+    "calibration": "Good: for matured cohorts Σ sent / Σ realized − 1 is near 0 with an interval covering 0, "
+    "and the sent value ranks realized revenue (normalized Gini well above 0).",
+    "experiment": "Good: the pLTV arm's revenue per user beats business as usual with a 95 % interval above 0, "
+    "read only once the readout is mature.",
+    "models": "Good: the champion beats the early-revenue baseline out of time (higher Gini, lower decile "
+    "MAPE) and the spec in force pins the version that sent the events.",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentArms:
+    """Where the experiment's arms are (a ``users`` column and its two values)."""
+
+    column: str
+    treatment: str
+    control: str
+    maturity_days: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    source: SourceConfig
+    ledger_path: Path
+    tracking_uri: str
+    spec_path: Path | None = None
+    model_name: str = "pltv_d{send_day}"
+    send_days: tuple[int, ...] = (0, 1, 3, 7)
+    default_region: str = "US"
+    experiment: ExperimentArms | None = None
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    flags: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    unavailable: str | None = None  # "no readout available: <reason>"
+
+
+@dataclass
+class Report:
+    """The page's content before it is HTML (what the tests and the CLI summary read)."""
+
+    generated_at: datetime
+    sections: dict[str, Section]
+    facts: dict[str, str]
+
+    def flags(self) -> list[str]:
+        return [f"{s.title}: {f}" for s in self.sections.values() for f in s.flags]
+
+
+# --------------------------------------------------------------------------------------------------------
+# HTML helpers
+# --------------------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;background:#f6f7f9}
+header{background:#16324f;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+header p{margin:2px 0;opacity:.9;font-size:13px}main{max-width:1180px;margin:0 auto;padding:12px 24px 40px}
+nav{margin:10px 0 0;font-size:13px}nav a{color:#cfe3ff;margin-right:14px}
+section{background:#fff;border:1px solid #dde2e8;border-radius:8px;margin:18px 0;padding:14px 22px}
+section h2{margin:4px 0 6px;font-size:18px;color:#16324f}p.good{color:#2e5e2e;margin:4px 0 10px;font-style:italic}
+ul.flags{margin:6px 0 12px;padding:0;list-style:none}ul.flags li{background:#fff4e5;border-left:4px solid #ef6c00;padding:5px 10px;margin:4px 0}
+p.ok{background:#edf7ed;border-left:4px solid #2e7d32;padding:5px 10px}
+p.na{background:#eef1f5;border-left:4px solid #7a8696;padding:8px 12px}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:12.5px}th,td{border-bottom:1px solid #e3e7ec;padding:3px 10px;text-align:right}
+th{background:#f1f4f7;font-weight:600}td.l,th.l{text-align:left}td.l{white-space:nowrap}figure{margin:8px 0}figure svg{max-width:100%;height:auto}
+figcaption{font-size:12px;color:#555}h3{font-size:14px;margin:14px 0 4px;color:#333}.small{font-size:12px;color:#555}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, *, formats: dict[str, Callable[[Any], str]] | None = None, left=()) -> str:
+    formats = formats or {}
+    head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, record, strict=True):
+            text = formats[column](value) if column in formats else _fmt(value)
+            cells.append(f'<td class="{"l" if column in left else ""}">{_e(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, pd.Timestamp):
+        return f"{value:%Y-%m-%d}"
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or value != value else f"{value:.0%}"
+
+
+class _Charts:
+    """Figures to inline SVG, each with its own id prefix."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, fig, caption: str) -> str:
+        from pltv.plots import to_svg
+
+        self.n += 1
+        svg = to_svg(fig, prefix=f"c{self.n}-")
+        svg = svg.replace("<svg ", f'<svg role="img" aria-label="{_e(caption)}" ', 1)
+        return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+# --------------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------------
+
+
+def _ledger_rows(path: Path) -> pd.DataFrame:
+    """The ledger's rows, read through a read-only connection (a running job's lock is a clear error)."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        why = "is a run writing it?" if "lock" in str(exc).lower() else "it is not a DuckDB ledger file"
+        raise LedgerError(f"cannot open the ledger {path} ({type(exc).__name__}); {why}") from exc
+    try:
+        exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [TABLE]).fetchall()
+        if not exists[0][0]:
+            return pd.DataFrame(columns=["event_id", "run_id", "spec_id", "model_version", "send_date",
+                                         "event_name", "event_time", "value", "state", "reason"])  # fmt: skip
+        ledger = Ledger(con)
+        rows = ledger.rows()
+        errors = ledger.summary(errors=8).last_errors
+        rows.attrs["errors"] = errors
+        return rows
+    finally:
+        con.close()
+
+
+def _source_users(options: ReportOptions) -> tuple[pd.DataFrame, list[str], Any, Any]:
+    """Users (``user_id``, ``signup_at``, identifier columns), the identifier columns, data end and the
+    source's connection facts; the experiment and calibration readouts open the source themselves."""
+    from pltv.sources import open_source
+
+    with open_source(options.source) as src:
+        ids = [c for c in dict.fromkeys((*IDENTIFIERS, "country")) if c in src.user_columns]
+        select = ", ".join(f'"{c}"' for c in ["user_id", "signup_at", *ids])
+        users = src.con.execute(f"SELECT {select} FROM users").df()
+        return users, ids, src.quality.data_end, tuple(src.user_columns)
+
+
+# --------------------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------------------
+
+
+def _signal(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart: _Charts) -> None:
+    flags = health.Flags()
+    counts = health.outcome_counts(rows)
+    volume = health.trailing_volume(rows) if not rows.empty else pd.Series(dtype=int)
+    health.delivery_flags(flags, counts, volume, spec)
+    section.flags += flags.get("signal")
+    if rows.empty:
+        return
+    from pltv import plots
+
+    section.body.append(chart(plots.outcomes_per_day(counts), "Events per send date, stacked by outcome."))
+    section.body.append(
+        chart(
+            plots.weekly_volume(volume, health.volume_thresholds(spec)),
+            "Events sent in the 7 days up to each send date, against Meta's thresholds and the design's "
+            "expected weekly volume (the learning line is per ad set).",
+        )
+    )
+    table = counts.copy()
+    table.insert(0, "send date", [f"{d:%Y-%m-%d}" for d in table.index])
+    table["sent, trailing 7 days"] = volume.reindex(counts.index).to_numpy()
+    section.body.append("<h3>Events per send date</h3>" + _table(table, left=("send date",)))
+    errors = rows.attrs.get("errors") or []
+    if errors:
+        frame = pd.DataFrame(
+            [
+                {"Meta code": e["error_code"], "subcode": e["error_subcode"], "events": e["events"],
+                 "message": redact(str(e["error_message"] or "")), "last seen": e["at"]}
+                for e in errors
+            ]
+        )  # fmt: skip
+        section.body.append(
+            "<h3>Delivery failures (most recent first)</h3>"
+            + _table(
+                frame,
+                left=("message",),
+                formats={"last seen": lambda t: f"{pd.Timestamp(t):%Y-%m-%d %H:%M} UTC"},
+            )
+        )
+    else:
+        section.body.append('<p class="small">Delivery failures: none recorded.</p>')
+
+
+def _match(section: Section, rows: pd.DataFrame, users: pd.DataFrame, ids: list[str], options: ReportOptions,
+           chart: _Charts) -> None:  # fmt: skip
+    if rows.empty or not (rows["state"] == "sent").any():
+        section.unavailable = "no sent events in the ledger yet"
+        return
+    keys = health.match_keys(users, rows, id_columns=ids, default_region=options.default_region)
+    flags = health.Flags()
+    health.match_flags(flags, keys)
+    section.flags += flags.get("match")
+    from pltv import plots
+
+    if len(keys.coverage.columns):
+        section.body.append(
+            chart(
+                plots.key_coverage(keys.coverage),
+                f"Share of the {keys.events:,} sent events carrying each key, per send date (recomputed from "
+                "the source's identifiers with the daily job's normalization).",
+            )
+        )
+    score = keys.estimated_score
+    frame = pd.DataFrame(
+        {
+            "send date": [f"{d:%Y-%m-%d}" for d in score.index],
+            "sent events": keys.events_by_day.reindex(score.index).fillna(0).astype(int).to_numpy(),
+            "estimated EMQ (ours, 0-10)": score.to_numpy(),
+        }
+    )
+    section.body.append(
+        "<h3>EMQ-style estimate per send date</h3>"
+        f'<p class="small">{_e(keys.label)}. A weighted share of the keys present; Meta computes its own Event '
+        "Match Quality from what it can match, which this page cannot see.</p>"
+        + _table(frame, left=("send date",))
+    )
+    section.body.append(
+        "<h3>Invalid identifiers per key</h3>"
+        '<p class="small">Values present in the source that the normalization (as Meta documents it) cannot use; '
+        "they are not sent.</p>" + _table(keys.invalid, left=("key", "reasons"))
+    )
+
+
+def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart: _Charts) -> None:
+    if rows.empty or not (rows["state"] == "sent").any():
+        section.unavailable = "no sent events in the ledger yet"
+        return
+    drift = health.value_drift(rows, spec)
+    flags = health.Flags()
+    health.value_flags(flags, drift, spec)
+    section.flags += flags.get("values")
+    from pltv import plots
+
+    section.body.append(
+        chart(
+            plots.psi_trend(drift["psi"]),
+            "PSI of the values sent in the 7 days up to each send date "
+            "against the design's holdout distribution (x: too few events to compute it).",
+        )  # fmt: skip
+    )
+    recent = health.recent_values(rows)
+    if spec is not None and spec.value_reference:
+        ref = spec.value_reference
+        section.body.append(
+            chart(
+                plots.value_bins(ref["edges"], ref["shares"], recent, unit=spec.currency),
+                "Share of the last 7 days' sent values per decile bin of the design's holdout.",
+            )
+        )
+    distinct = int(np.unique(np.round(recent, 2)).size)
+    ratio = recent.max() / recent.min() if recent.size and recent.min() > 0 else float("nan")
+    if spec is not None and spec.mode != "threshold" and recent.size and (distinct < 5 or not ratio >= 3):
+        section.flags.append(f"Meta's pLTV rules: {distinct} distinct values, max/min {ratio:.1f} in the last 7 days "
+                             "(needs >= 5 distinct, max >= 3x min)")  # fmt: skip
+    table = drift.reset_index()
+    table.insert(0, "send date", [f"{d:%Y-%m-%d}" for d in table.pop("send_date")])
+    table = table.rename(columns={"events": "sent events (7 days)", "psi": "PSI"})
+    section.body.append(
+        "<h3>Sent-value quantiles, trailing 7 days</h3>"
+        + _table(table, left=("send date",))
+        + f'<p class="small">Last 7 days: {recent.size:,} events, {distinct:,} distinct values, max/min '
+        f"{ratio:,.1f}.</p>"
+    )
+
+
+def _matured(rows: pd.DataFrame, spec: EventSpec | None, data_end) -> str | None:
+    """Why no sent cohort can be read yet (``None`` when some are far enough along)."""
+    if rows.empty or not (rows["state"] == "sent").any():
+        return "no sent events in the ledger yet"
+    if spec is None or data_end is None:
+        return None
+    first = pd.Timestamp(rows.loc[rows["state"] == "sent", "send_date"].min())
+    signup = first - pd.Timedelta(days=spec.send_day + 8)  # the oldest catch-up users
+    matures = signup + pd.Timedelta(days=spec.horizon_days)
+    end = (
+        pd.Timestamp(data_end).tz_localize(None) if pd.Timestamp(data_end).tzinfo else pd.Timestamp(data_end)
+    )
+    if matures > end + pd.Timedelta(days=1):
+        age = (end - signup).days
+        return (
+            f"no sent cohort has matured: the first events were sent {first:%Y-%m-%d} for users who signed up "
+            f"from about {signup:%Y-%m-%d}; their {spec.horizon_days}-day horizon ends about {matures:%Y-%m-%d}, "
+            f"and the source's data ends {end:%Y-%m-%d} (the oldest are {age} days old)"
+        )
+    return None
+
+
+def _calibration(section: Section, rows: pd.DataFrame, spec: EventSpec | None, data_end,
+                 options: ReportOptions, chart: _Charts) -> None:  # fmt: skip
+    module = next((m for m in ("pltv.calibration", "activation.calibration", "activation.readout")
+                   if importlib.util.find_spec(m) is not None), None)  # fmt: skip
+    why = _matured(rows, spec, data_end)
+    if module is None:
+        section.unavailable = (
+            "no readout available: this version of the toolkit has no sent-vs-realized calibration readout "
+            "(`pltv readout calibration`)" + (f"; besides, {why}" if why else "")
+        )
+        return
+    if why:
+        section.unavailable = f"no readout available: {why}"
+        return
+    section.unavailable = (
+        f"no readout available: the calibration readout ({module}) is not wired into the page"
+    )
+
+
+def _experiment(
+    section: Section, options: ReportOptions, user_columns: tuple[str, ...], chart: _Charts
+) -> None:
+    arms = options.experiment
+    if arms is None:
+        section.unavailable = "no readout available: no experiment arm column is configured"
+        return
+    if arms.column not in user_columns:
+        section.unavailable = (
+            f"no readout available: the configured arm column {arms.column!r} is not in the source's users"
+        )
+        return
+    if importlib.util.find_spec("pltv.experiment") is None:
+        section.unavailable = "no readout available: this version of the toolkit has no experiment readout"
+        return
+    from pltv.experiment import ExperimentOptions, experiment_readout
+
+    from pltv.errors import PltvError
+
+    try:
+        readout = experiment_readout(
+            options.source,
+            ExperimentOptions(arm_column=arms.column, treatment=arms.treatment, control=arms.control,
+                              maturity_days=arms.maturity_days),
+            tracking_uri=options.tracking_uri, model_name=options.model_name,
+        )  # fmt: skip
+    except PltvError as exc:
+        section.unavailable = f"no readout available: {exc}"
+        return
+    lo, hi = readout.lift_ci
+    if not readout.mature:
+        section.flags.append(f"not mature: {readout.maturity_note}")
+    elif lo <= 0:
+        section.flags.append(f"the lift's interval [{lo:+.1%}, {hi:+.1%}] includes 0: no proven gain yet")
+    section.body.append(
+        f"<p>Lift in revenue per user by day {readout.maturity_days}: <b>{readout.lift:+.1%}</b> "
+        f"[{readout.level:.0%} interval {lo:+.1%}, {hi:+.1%}] — {'mature' if readout.mature else 'NOT mature'}: "
+        f"{_e(readout.maturity_note)}.</p>"
+    )
+    frame = pd.DataFrame(
+        [{k: v for k, v in a.__dict__.items() if k not in ("value",)} for a in readout.arms.values()]
+    )
+    section.body.append(_table(frame, left=("role",)))
+    for note in [readout.projection, *readout.notes]:
+        if note:
+            section.body.append(f'<p class="small">{_e(note)}</p>')
+
+
+def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, options: ReportOptions) -> None:
+    from mlflow import MlflowClient
+
+    from pltv import registry, tracking
+
+    tracking.configure(options.tracking_uri, existing=True)
+    client = MlflowClient(options.tracking_uri)
+    names = [registry.model_name(options.model_name, d) for d in options.send_days]
+    if spec is not None and spec.model_name not in names:
+        names.append(spec.model_name)
+    records = []
+    for name in names:
+        try:
+            versions = client.search_model_versions(f"name='{name}'")
+            aliases = {str(v): a for a, v in (client.get_registered_model(name).aliases or {}).items()}
+        except Exception:  # MlflowException: the model is not registered
+            continue
+        for mv in sorted(versions, key=lambda m: int(m.version)):
+            metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            records.append(
+                {
+                    "model": name, "version": f"v{mv.version}", "role": aliases.get(str(mv.version), "-"),
+                    "registered": f"{datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC):%Y-%m-%d}",
+                    "trained as_of": str(mv.tags.get("as_of", ""))[:10],
+                    "Gini": metrics.get("gini"), "baseline Gini": metrics.get("baseline_gini"),
+                    "decile MAPE": metrics.get("decile_mape"), "baseline MAPE": metrics.get("baseline_decile_mape"),
+                    "total bias": metrics.get("total_bias"),
+                    "bias 95% interval": (metrics.get("total_bias_ci_low"), metrics.get("total_bias_ci_high")),
+                }
+            )  # fmt: skip
+    if not records:
+        section.flags.append(f"no registered model ({', '.join(names)}) in the tracking store")
+    else:
+        frame = pd.DataFrame(records)
+        for r in records:
+            gini, base = r["Gini"], r["baseline Gini"]
+            if r["role"] == "champion" and gini is not None and base is not None and gini < base:
+                section.flags.append(f"{r['model']} {r['version']} (champion): out-of-time Gini {gini:.3f} "
+                                     f"under the baseline's {base:.3f}")  # fmt: skip
+        section.body.append(
+            "<h3>Registered versions, out-of-time metrics beside the baseline (early revenue × k)</h3>"
+            + _table(
+                frame,
+                left=("model", "version", "role"),
+                formats={
+                    "total bias": lambda v: "n/a" if v is None else f"{v:+.1%}",
+                    "bias 95% interval": lambda v: "n/a" if None in v else f"[{v[0]:+.1%}, {v[1]:+.1%}]",
+                },
+            )
+        )
+    if not rows.empty:
+        sent = rows[rows["state"] == "sent"]
+        per_day = (
+            rows.assign(sent=rows["state"] == "sent")
+            .groupby([pd.to_datetime(rows["send_date"]), "event_name", "model_version"], dropna=False)
+            .agg(events=("state", "size"), sent=("sent", "sum"))
+            .reset_index()
+        )
+        model = spec.model_name if spec is not None else "model"
+        per_day["send date"] = [f"{d:%Y-%m-%d}" for d in per_day.pop("send_date")]
+        per_day["model version"] = [f"{model} v{v}" for v in per_day.pop("model_version")]
+        per_day = per_day[["send date", "event_name", "model version", "events", "sent"]]
+        section.body.append(
+            "<h3>Which version sent on each send date</h3>"
+            + _table(per_day, left=("send date", "event_name", "model version"))
+        )
+        if spec is not None and len(sent) and not (sent["spec_id"] == spec.spec_id).all():
+            other = int((sent["spec_id"] != spec.spec_id).sum())
+            section.flags.append(
+                f"{other:,} sent event(s) came from another spec than the one in force (a redesign)"
+            )
+        champions = {r["model"]: r["version"] for r in records if r["role"] == "champion"}
+        if spec is not None and champions.get(spec.model_name) not in (None, f"v{spec.model_version}"):
+            section.flags.append(
+                f"the spec pins {spec.model_name} v{spec.model_version}, the registry's champion is now "
+                f"{champions[spec.model_name]}: run `pltv design` to move the event to it"
+            )
+    if spec is None:
+        section.flags.append("no spec in force was given (--spec): event name, mode and mapping unknown")
+        return
+    mapping = spec.value_mapping.to_dict()
+    facts = [
+        ("event name", spec.event_name), ("mode", spec.mode), ("send day", spec.send_day),
+        ("model", f"{spec.model_name} v{spec.model_version}"), ("horizon", f"{spec.horizon_days} days"),
+        ("currency", spec.currency), ("action source", spec.action_source),
+        ("value mapping", ", ".join(f"{k}={v}" for k, v in mapping.items() if not isinstance(v, list))),
+        ("threshold", "none" if spec.threshold is None else f"{spec.threshold:,.2f} (top {spec.top_share:.0%})"),
+        ("expected weekly volume", f"{spec.expected.get('weekly_volume', float('nan')):,.0f}"),
+        ("expected future-only Gini", f"{spec.expected.get('future_gini', float('nan')):.3f}"),
+        ("designed", spec.created_at[:10] or "n/a"),
+    ]  # fmt: skip
+    section.body.append(
+        "<h3>The spec in force</h3>" + _table(pd.DataFrame(facts, columns=["", "value"]), left=("", "value"))
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# page
+# --------------------------------------------------------------------------------------------------------
+
+
+def build_report(options: ReportOptions, *, now: datetime | None = None) -> tuple[Report, str]:
+    """Read the ledger, the source, the registry and the readouts; return the content and its HTML."""
+    now = now or datetime.now(UTC)
+    rows = _ledger_rows(options.ledger_path)
+    spec = None
+    if options.spec_path is not None:
+        spec = load_spec(options.spec_path)
+    users, ids, data_end, user_columns = _source_users(options)
+    chart = _Charts()
+    sections = {key: Section(key, title) for key, title in SECTIONS}
+    _signal(sections["signal"], rows, spec, chart)
+    _match(sections["match"], rows, users, ids, options, chart)
+    _values(sections["values"], rows, spec, chart)
+    _calibration(sections["calibration"], rows, spec, data_end, options, chart)
+    _experiment(sections["experiment"], options, user_columns, chart)
+    _models(sections["models"], rows, spec, options)
+    dates = sorted(pd.to_datetime(rows["send_date"]).unique()) if not rows.empty else []
+    facts = {
+        "generated": f"{now:%Y-%m-%d %H:%M} UTC",
+        "send dates": f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d} ({len(dates)} run dates)"
+        if dates
+        else "none",
+        "source data ends": f"{pd.Timestamp(data_end):%Y-%m-%d %H:%M} UTC" if data_end is not None else "n/a",
+        "event": f"{spec.event_name} ({spec.mode}, send day {spec.send_day})" if spec else "no spec given",
+    }
+    report = Report(generated_at=now, sections=sections, facts=facts)
+    return report, render_html(report)
+
+
+def render_html(report: Report) -> str:
+    """The self-contained page."""
+    nav = "".join(f'<a href="#{s.key}">{_e(s.title)}</a>' for s in report.sections.values())
+    facts = " · ".join(f"{_e(k)}: {_e(v)}" for k, v in report.facts.items())
+    parts = []
+    for s in report.sections.values():
+        flags = (
+            '<ul class="flags">' + "".join(f"<li>⚠ {_e(f)}</li>" for f in s.flags) + "</ul>"
+            if s.flags
+            else ('<p class="ok">✓ Nothing flagged.</p>' if s.unavailable is None else "")
+        )
+        body = f'<p class="na">{_e(s.unavailable)}</p>' if s.unavailable else ""
+        parts.append(
+            f'<section id="{s.key}"><h2>{_e(s.title)}</h2><p class="good">{_e(GOOD[s.key])}</p>'
+            f"{flags}{body}{''.join(s.body)}</section>"
+        )
+    total = len(report.flags())
+    summary = f"{total} flag(s) to look at" if total else "nothing flagged"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+        f"<title>pLTV signal report · {_e(report.facts.get('generated', ''))}</title><style>{_CSS}</style></head><body>"
+        f"<header><h1>pLTV signal report</h1><p>{facts}</p><p><b>{_e(summary)}</b></p><nav>{nav}</nav></header>"
+        f'<main>{"".join(parts)}<p class="small">Written by <code>pltv report</code>: one file, nothing fetched; '
+        "no identifier, hash or token is on this page — only counts, shares and values.</p></main></body></html>\n"
+    )
+
+
+def write_report(
+    options: ReportOptions, out: str | Path, *, now: datetime | None = None
+) -> tuple[Report, Path]:
+    """Build the page and write it atomically to ``out``."""
+    report, text = build_report(options, now=now)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return report, out
