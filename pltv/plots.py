@@ -504,7 +504,10 @@ def key_coverage(coverage: pd.DataFrame, *, title: str = "") -> Figure:
     """Share of sent events carrying each match key (rows) per send date (columns), as a labelled heatmap."""
     data = coverage.T
     fig, ax = plt.subplots(figsize=(min(2.2 + 0.75 * data.shape[1], 11), 0.8 + 0.26 * data.shape[0]))
-    ax.imshow(data.to_numpy(dtype=float), cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    ax.pcolormesh(
+        data.to_numpy(dtype=float), cmap="Greens", vmin=0, vmax=1, edgecolors="white", linewidth=0.5
+    )
+    ax.invert_yaxis()  # vector cells (an image would be embedded as a raster)
     for (i, j), value in np.ndenumerate(data.to_numpy(dtype=float)):
         ax.text(
             j,
@@ -515,9 +518,9 @@ def key_coverage(coverage: pd.DataFrame, *, title: str = "") -> Figure:
             fontsize=7,
             color="white" if value > 0.6 else "black",
         )
-    ax.set_yticks(range(data.shape[0]))
+    ax.set_yticks(np.arange(data.shape[0]) + 0.5)
     ax.set_yticklabels(data.index, fontsize=8)
-    ax.set_xticks(range(data.shape[1]))
+    ax.set_xticks(np.arange(data.shape[1]) + 0.5)
     ax.set_xticklabels([f"{pd.Timestamp(d):%b %d}" for d in data.columns], fontsize=8)
     ax.set_xlabel("send date")
     ax.set_title(title or "match-key coverage: share of sent events carrying each key", fontsize=10)

@@ -1,0 +1,230 @@
+"""`pltv report`: the page from a real small pipeline run, rendered in Debian's chromium through Playwright.
+
+The world: the committed sample, one model trained into a tmp MLflow store, the designer's spec, three
+daily runs to the project's sandbox over a loopback socket (the last one against a sandbox that answers
+every request with HTTP 500, so the page has failures to show), into a real DuckDB ledger.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from activation import health
+from activation.client import ClientConfig
+from activation.daily import DailyOptions, run_daily
+from activation.design import DesignOptions
+from activation.design_io import design_from_registry
+from activation.events import event_id_for
+from activation.identity import hash_identifiers
+from activation.report_page import SECTIONS
+from activation.sandbox import FaultConfig, Sandbox
+from activation.spec import load_spec
+from pltv.cli import app
+from pltv.config import Config, MlflowConfig, SourceConfig, TrainConfig
+from pltv.sources import IDENTIFIERS
+from pltv.train import train
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+TOKEN = "EAAB-report-token-never-on-the-page"
+RUN_DATES = (date(2026, 10, 29), date(2026, 10, 30), date(2026, 10, 31))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Sample -> train (send day 1) -> design -> three daily runs (the last one failing) -> `pltv report`."""
+    root = tmp_path_factory.mktemp("report")
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    train(SAMPLE, send_days=(1,), tracking_uri=uri)
+    config = Config(source=SourceConfig(path=str(SAMPLE)), train=TrainConfig(send_days=(1,)),
+                    mlflow=MlflowConfig(tracking_uri=uri))  # fmt: skip
+    result, spec_path = design_from_registry(config, DesignOptions(), out=root / "eventspec.json")
+    assert spec_path is not None, result.reason
+    ledger = root / "ledger.duckdb"
+    for day in RUN_DATES:
+        now = datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
+        failing = day == RUN_DATES[-1]
+        faults = FaultConfig(rate=1.0, seed=0, kinds=("http_500",)) if failing else FaultConfig()
+        with Sandbox(now=now, faults=faults) as sb:
+            client = ClientConfig(pixel_id="1234567890", access_token=TOKEN, graph_url=sb.url, max_attempts=2,
+                                  backoff_base_s=0.01, backoff_cap_s=0.02)  # fmt: skip
+            options = DailyOptions(run_date=day, spec_path=spec_path, source=config.source, tracking_uri=uri,
+                                   ledger_path=ledger, client=client)  # fmt: skip
+            report = run_daily(options, now=now)
+            assert (report.failed > 0) == failing and report.sent + report.failed > 0
+    out = root / "page" / "report.html"
+    args = ["report", "--source", str(SAMPLE), "--ledger", str(ledger), "--spec", str(spec_path),
+            "--out", str(out)]  # fmt: skip
+    cli = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": uri})
+    assert cli.exit_code == 0, cli.output
+    return {"root": root, "out": out, "ledger": ledger, "spec": load_spec(spec_path), "cli": cli.output}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (never a browser Playwright downloads itself)."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH: `apt-get install -y chromium` (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    log = {"requests": [], "console": [], "errors": []}
+    page.on("request", lambda r: log["requests"].append(r.url))
+    page.on("console", lambda m: log["console"].append((m.type, m.text)))
+    page.on("pageerror", lambda e: log["errors"].append(str(e)))
+    started = time.perf_counter()
+    page.goto(path.as_uri(), wait_until="load")
+    log["seconds"] = time.perf_counter() - started
+    return page, log
+
+
+def test_page_renders_in_chromium_with_every_section_visible_and_no_console_error(world, browser, tmp_path):
+    """Every section is visible with its heading and its one sentence on what good looks like; the console is
+    clean; a screenshot is saved beside the test."""
+    page, log = _open(browser, world["out"])
+    try:
+        for key, title in SECTIONS:
+            section = page.locator(f"section#{key}")
+            assert section.is_visible(), key
+            assert section.locator("h2").inner_text() == title
+            assert section.locator("p.good").inner_text().startswith("Good:")
+        charts = page.locator("figure svg")
+        assert charts.count() >= 5 and all(charts.nth(i).is_visible() for i in range(charts.count()))
+        assert page.locator("section#signal ul.flags").inner_text().count("failed") >= 1
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000
+    finally:
+        page.close()
+    assert [m for m in log["console"] if m[0] in ("error", "warning")] == [] and log["errors"] == []
+    print(f"report page: {world['out'].stat().st_size / 1e6:.2f} MB, loaded in {log['seconds']:.2f} s")
+
+
+def test_page_makes_no_network_request(world, browser):
+    """The browser's request log while loading the page holds the file itself and nothing else."""
+    page, log = _open(browser, world["out"])
+    page.close()
+    assert log["requests"] == [world["out"].as_uri()]
+    text = world["out"].read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["'](?!#)""", text), "every reference is in-page"
+    assert "http://" not in text.replace("http://www.w3.org/", "") and "https://" not in text
+
+
+def test_page_carries_no_identifier_hash_or_token(world):
+    """No user id, event id, raw or hashed identifier of a sent user, spec or run id, trace id or token."""
+    text = world["out"].read_text()
+    spec = world["spec"]
+    con = duckdb.connect(str(world["ledger"]), read_only=True)
+    try:
+        ledger = con.execute("SELECT event_id, run_id, spec_id, fbtrace_id FROM capi_events").df()
+    finally:
+        con.close()
+    users = pd.read_parquet(SAMPLE / "users.parquet")
+    users["event_id"] = [event_id_for(spec.spec_id, u) for u in users["user_id"]]
+    sent = users[users["event_id"].isin(ledger["event_id"])]
+    assert len(sent) > 100
+    hashed, _ = hash_identifiers(sent[[c for c in (*IDENTIFIERS, "country") if c in sent]])
+    secrets = {TOKEN, spec.spec_id, *ledger["run_id"], *ledger["event_id"], *ledger["fbtrace_id"].dropna()}
+    secrets |= set(sent["user_id"].astype(str))
+    for column in ("email", "phone", "external_id", "fbc", "fbp", "client_ip_address"):
+        secrets |= {str(v) for v in sent[column].dropna() if len(str(v)) >= 6}
+    secrets |= {v for col in hashed for v in hashed[col].dropna() if len(v) >= 16}
+    found = [s for s in secrets if s in text]
+    assert found == [], f"{len(found)} identifier-like value(s) on the page"
+    assert not re.search(r"[0-9a-f]{32}", text) and "pltv-" not in text and "spec-" not in text
+
+
+def test_cli_summary_names_the_file_and_the_flags(world):
+    """`pltv report` prints where it wrote the page, its size and the flags the page shows."""
+    assert f"wrote {world['out']}" in world["cli"] and "MB" in world["cli"]
+    assert "1. Signal health:" in world["cli"] and "failed" in world["cli"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# the numbers behind the sections (pure functions over ledger rows)
+# --------------------------------------------------------------------------------------------------------
+
+
+def _rows(records) -> pd.DataFrame:
+    frame = pd.DataFrame(records, columns=["send_date", "state", "reason", "value", "spec_id", "event_id"])
+    frame["send_date"] = pd.to_datetime(frame["send_date"])
+    return frame
+
+
+def test_outcomes_split_skips_and_failures_by_reason_and_expired_apart():
+    """Each ledger row lands in exactly one outcome column of its send date; expired is not 'failed'."""
+    rows = _rows([("2026-10-01", "sent", None, 5.0, "s", "a"), ("2026-10-01", "skipped", "no_consent", 1.0, "s", "b"),
+                  ("2026-10-02", "failed", "expired", 1.0, "s", "c"), ("2026-10-02", "failed", "rejected", 1.0, "s", "d"),
+                  ("2026-10-02", "unconfirmed", None, 1.0, "s", "e")])  # fmt: skip
+    counts = health.outcome_counts(rows)
+    assert list(counts.columns) == [
+        "sent",
+        "skipped: no_consent",
+        "failed: rejected",
+        "unconfirmed",
+        "expired",
+    ]
+    assert counts.to_numpy().sum() == len(rows)
+    flags = health.Flags()
+    health.delivery_flags(flags, counts, health.trailing_volume(rows), None)
+    text = " ".join(flags.get("signal"))
+    assert "under Meta's 100/week" in text and "1 event(s) failed" in text
+    assert "1 event(s) unconfirmed" in text and "1 event(s) expired" in text
+
+
+def test_trailing_volume_counts_sent_events_of_the_last_seven_days():
+    """At each send date: the events sent on it and the six days before."""
+    days = pd.date_range("2026-10-01", periods=10, freq="D")
+    rows = _rows([(d, "sent", None, 1.0, "s", f"{d}{i}") for d in days for i in range(3)])
+    volume = health.trailing_volume(rows)
+    assert volume.tolist() == [3, 6, 9, 12, 15, 18, 21, 21, 21, 21]
+
+
+def test_psi_uses_the_daily_jobs_function_and_waits_for_enough_events(world):
+    """The trailing-week PSI equals activation.report's PSI on the same values, and is n/a under 200 events."""
+    from activation.report import population_stability_index
+
+    spec = world["spec"]
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(3, 1, 300)
+    rows = _rows([("2026-10-01", "sent", None, v, spec.spec_id, str(i)) for i, v in enumerate(values)])
+    drift = health.value_drift(rows, spec)
+    ref = spec.value_reference
+    assert drift["psi"].iloc[0] == pytest.approx(
+        population_stability_index(ref["edges"], ref["shares"], values)
+    )
+    assert np.isnan(health.value_drift(rows.head(150), spec)["psi"].iloc[0])
+
+
+def test_coverage_drop_is_flagged_only_beyond_ten_points_and_the_days_noise():
+    """A 20-point drop on 400 events is flagged; the same drop on 8 events is within its noise (+-21 points)."""
+    for n, flagged in ((400, True), (8, False)):
+        coverage = pd.DataFrame(
+            {"em": [0.9, 0.9, 0.7]}, index=pd.date_range("2026-10-01", periods=3, name="send_date")
+        )
+        keys = health.MatchKeys(coverage=coverage, estimated_score=pd.Series(dtype=float),
+                                invalid=pd.DataFrame(columns=["key", "present", "usable", "invalid", "reasons"]),
+                                events_by_day=pd.Series([400, 400, n], index=coverage.index), events=800 + n,
+                                unmatched=0)  # fmt: skip
+        flags = health.Flags()
+        health.match_flags(flags, keys)
+        assert bool(flags.get("match")) == flagged, n
