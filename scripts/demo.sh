@@ -63,9 +63,12 @@ pltv readout calibration --source "$SOURCE" --ledger "$OUT/ledger.duckdb"
 step "10. Readout: an acquisition experiment (a sample whose pLTV arm earns +25 %), lift with its 95 % interval"
 pltv sample-data --out "$OUT/experiment" --experiment-lift 0.25
 pltv readout experiment --source "$OUT/experiment" --arm-column acq_arm --treatment treatment --control control
+step "9. One page for the team (pltv report): self-contained HTML, open it from disk in any browser"
+pltv report --source "$SOURCE" --ledger "$OUT/ledger.duckdb" --spec "$OUT/eventspec.json" --out "$OUT/report.html"
 step "Done. What the demo left behind:"
 echo "  spec:        $OUT/eventspec.json"
 echo "  ledger:      $OUT/ledger.duckdb   (pltv status --ledger $OUT/ledger.duckdb)"
 echo "  sandbox log: $OUT/sandbox.log"
 echo "  experiment:  $OUT/experiment   (pltv readout experiment --source $OUT/experiment --arm-column acq_arm ...)"
 echo "  models:      ./mlruns             (browse: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db)"
+echo "  report:      $(pwd)/$OUT/report.html   (open it in a browser)"
