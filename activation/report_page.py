@@ -109,7 +109,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;background:#f6f7f9}
 header{background:#16324f;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
 header p{margin:2px 0;opacity:.9;font-size:13px}main{max-width:1180px;margin:0 auto;padding:12px 24px 40px}
-nav{margin:10px 0 0;font-size:13px}nav a{color:#cfe3ff;margin-right:14px}
+nav{margin:10px 0 0;font-size:13px}nav a{color:#cfe3ff;margin-right:4px}nav .badge{background:#ef6c00;color:#fff;border-radius:8px;padding:0 6px;margin-right:14px;font-size:11px}nav a:not(:has(+ .badge)){margin-right:14px}
 section{background:#fff;border:1px solid #dde2e8;border-radius:8px;margin:18px 0;padding:14px 22px}
 section h2{margin:4px 0 6px;font-size:18px;color:#16324f}p.good{color:#2e5e2e;margin:4px 0 10px;font-style:italic}
 ul.flags{margin:6px 0 12px;padding:0;list-style:none}ul.flags li{background:#fff4e5;border-left:4px solid #ef6c00;padding:5px 10px;margin:4px 0}
@@ -197,15 +197,29 @@ def _ledger_rows(path: Path) -> pd.DataFrame:
         con.close()
 
 
-def _source_users(options: ReportOptions) -> tuple[pd.DataFrame, list[str], Any, Any]:
-    """Users (``user_id``, ``signup_at``, identifier columns), the identifier columns, data end and the
-    source's connection facts; the experiment and calibration readouts open the source themselves."""
+def _source_users(
+    options: ReportOptions, rows: pd.DataFrame, spec: EventSpec | None
+) -> tuple[pd.DataFrame, list[str], Any, tuple[str, ...]]:
+    """The users who can be behind the ledger's events (``user_id``, ``signup_at``, identifier columns),
+    the identifier columns, the source's data end and its users columns.
+
+    Only signups from the oldest catch-up window on are read (the first send date − 7 days − 1 day −
+    the largest send day), so a large source is not loaded whole."""
     from pltv.sources import open_source
 
     with open_source(options.source) as src:
         ids = [c for c in dict.fromkeys((*IDENTIFIERS, "country")) if c in src.user_columns]
         select = ", ".join(f'"{c}"' for c in ["user_id", "signup_at", *ids])
-        users = src.con.execute(f"SELECT {select} FROM users").df()
+        if rows.empty:
+            users = src.con.execute(f"SELECT {select} FROM users LIMIT 0").df()
+        else:
+            send_day = max([*options.send_days, spec.send_day if spec is not None else 0])
+            since = pd.Timestamp(rows["send_date"].min()) - pd.Timedelta(
+                days=health.WINDOW_DAYS + 1 + send_day
+            )
+            users = src.con.execute(
+                f"SELECT {select} FROM users WHERE signup_at >= ?", [since.to_pydatetime()]
+            ).df()
         return users, ids, src.quality.data_end, tuple(src.user_columns)
 
 
@@ -229,7 +243,12 @@ def _signal(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart:
         chart(
             plots.weekly_volume(volume, health.volume_thresholds(spec)),
             "Events sent in the 7 days up to each send date, against Meta's thresholds and the design's "
-            "expected weekly volume (the learning line is per ad set).",
+            "expected weekly volume (the learning line is per ad set)."
+            + (
+                f" The ledger covers {span} day(s): points before the 7th day count fewer days."
+                if (span := (volume.index[-1] - volume.index[0]).days + 1) < health.WINDOW_DAYS
+                else ""
+            ),
         )
     )
     table = counts.copy()
@@ -536,7 +555,7 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
     spec = None
     if options.spec_path is not None:
         spec = load_spec(options.spec_path)
-    users, ids, data_end, user_columns = _source_users(options)
+    users, ids, data_end, user_columns = _source_users(options, rows, spec)
     chart = _Charts()
     sections = {key: Section(key, title) for key, title in SECTIONS}
     _signal(sections["signal"], rows, spec, chart)
@@ -560,7 +579,11 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
 
 def render_html(report: Report) -> str:
     """The self-contained page."""
-    nav = "".join(f'<a href="#{s.key}">{_e(s.title)}</a>' for s in report.sections.values())
+    nav = "".join(
+        f'<a href="#{s.key}">{_e(s.title)}</a>'
+        + (f'<span class="badge">⚠ {len(s.flags)}</span>' if s.flags else "")
+        for s in report.sections.values()
+    )
     facts = " · ".join(f"{_e(k)}: {_e(v)}" for k, v in report.facts.items())
     parts = []
     for s in report.sections.values():
