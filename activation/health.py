@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from activation import IdentityReport, estimate_match_quality, event_id_for, hash_identifiers
 from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
-from activation.events import estimate_match_quality, event_id_for
-from activation.identity import IdentityReport, hash_identifiers, user_data_records
 from activation.ledger import EXPIRED
 from activation.report import population_stability_index
 from activation.spec import EventSpec
@@ -141,7 +140,9 @@ def match_keys(
     day = pd.to_datetime(matched["send_date"])
     coverage = present[keys].groupby(day.to_numpy()).mean() if len(matched) else pd.DataFrame(columns=keys)
     coverage.index = pd.DatetimeIndex(coverage.index, name="send_date")
-    records = user_data_records(hashed)
+    records = [
+        dict.fromkeys(present.columns[row]) for row in present.to_numpy()
+    ]  # the keys each event carries
     scores = {}
     label = estimate_match_quality([]).label
     for d, index in pd.Series(range(len(matched))).groupby(day.to_numpy()).indices.items():

@@ -538,6 +538,7 @@ def report(
         model_name=cfg.mlflow.model_name,
         send_days=cfg.train.send_days,
         default_region=cfg.capi.default_region,
+        experiment=cfg.experiment,
     )
     try:
         result, written = write_report(options, out)

@@ -26,6 +26,11 @@ Example ``pltv.toml``::
     api_version = "v26.0"
     ledger = "pltv_ledger.duckdb"
 
+    [experiment]                    # the acquisition experiment `pltv report` reads out (optional)
+    arm_column = "acq_arm"          # users column naming the arm that acquired the user
+    treatment = "pltv"              # its value for the pLTV campaign
+    control = "bau"                 # its value for business as usual
+
 Relative paths written in the file (``[source] path``, a ``sqlite:///`` ``[mlflow] tracking_uri``,
 ``[capi] ledger``, and so the dry-run outbox beside the ledger) are resolved against the file's folder,
 so ``pltv inspect --config mydata/pltv.toml`` reads the same data from any working directory. Defaults
@@ -90,11 +95,22 @@ class CapiConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    """Where the experiment's arms are: a ``users`` column and its two values (unset: no experiment)."""
+
+    arm_column: str | None = None
+    treatment: str = "treatment"
+    control: str = "control"
+    maturity_days: int = 30
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     capi: CapiConfig = field(default_factory=CapiConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied to one section; ``None`` values are ignored."""
@@ -104,7 +120,8 @@ class Config:
         return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
 
 
-_SECTIONS = {"source": SourceConfig, "train": TrainConfig, "mlflow": MlflowConfig, "capi": CapiConfig}
+_SECTIONS = {"source": SourceConfig, "train": TrainConfig, "mlflow": MlflowConfig, "capi": CapiConfig,
+             "experiment": ExperimentConfig}  # fmt: skip
 
 
 def _build_section(name: str, raw: Mapping[str, Any]) -> Any:

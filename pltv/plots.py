@@ -578,3 +578,71 @@ def value_bins(edges, reference_shares, values, *, unit: str = "USD", title: str
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def bias_by_send_week(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Σ sent / Σ realized − 1 per send week with its interval, one series per ``view`` (e.g. matured,
+    partial maturity at 30 days). ``table``: ``view``, ``week``, ``bias``, ``ci_low``, ``ci_high``, ``users``."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    weeks = sorted(table["week"].unique())
+    position = {w: i for i, w in enumerate(weeks)}
+    views = list(dict.fromkeys(table["view"]))
+    for i, view in enumerate(views):
+        part = table[table["view"] == view]
+        x = np.array([position[w] for w in part["week"]]) + (i - (len(views) - 1) / 2) * 0.15
+        y = part["bias"].to_numpy(dtype=float)
+        err = np.vstack([y - part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float) - y])
+        ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, color=f"C{i}", label=view)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(weeks)))
+    ax.set_xticklabels([str(w) for w in weeks], fontsize=8)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("send week (Monday)")
+    ax.set_ylabel("bias  Σ sent / Σ realized − 1")
+    ax.set_title(title or "sent vs realized: bias per send week, 95 % interval", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def sent_vs_realized_deciles(deciles: pd.DataFrame, *, unit: str = "USD", title: str = "") -> Figure:
+    """Mean sent value and mean realized revenue per decile of sent value (a :func:`decile_table`)."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = deciles["decile"].to_numpy()
+    ax.bar(x - 0.2, deciles["mean_predicted"], 0.4, color="C0", label="mean sent value")
+    ax.bar(x + 0.2, deciles["mean_actual"], 0.4, color="0.6", label="mean realized revenue")
+    ax.set_xticks(x)
+    ax.set_xlabel("decile of sent value (10 = highest)")
+    ax.set_ylabel(f"per user ({unit}, symlog)")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_title(title or "sent vs realized by decile of sent value", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lift_intervals(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Lift estimates with their intervals (a forest plot): ``table`` has ``label``, ``lift``, ``ci_low``,
+    ``ci_high``; the zero line is "no difference from business as usual"."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.5 * len(table)))
+    y = np.arange(len(table))[::-1]
+    lift = table["lift"].to_numpy(dtype=float)
+    err = np.vstack(
+        [lift - table["ci_low"].to_numpy(dtype=float), table["ci_high"].to_numpy(dtype=float) - lift]
+    )
+    ax.errorbar(lift, y, xerr=err, fmt="o", capsize=4, color="C0")
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(table["label"], fontsize=8)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("lift over business as usual (95 % interval)")
+    ax.set_title(title or "experiment: pLTV arm vs business as usual", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig

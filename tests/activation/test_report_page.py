@@ -19,13 +19,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from activation import health
+from activation import event_id_for, hash_identifiers, health
 from activation.client import ClientConfig
 from activation.daily import DailyOptions, run_daily
 from activation.design import DesignOptions
 from activation.design_io import design_from_registry
-from activation.events import event_id_for
-from activation.identity import hash_identifiers
 from activation.report_page import SECTIONS
 from activation.sandbox import FaultConfig, Sandbox
 from activation.spec import load_spec
