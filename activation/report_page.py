@@ -474,7 +474,8 @@ def _experiment(
 
     lo, hi = readout.lift_ci
     if not readout.mature:
-        section.flags.append(f"not mature yet: {readout.maturity_note}")
+        section.flags.append(f"not mature yet: the {readout.lift:+.1%} lift [{lo:+.1%}, {hi:+.1%}] is too uncertain "
+                             "to decide on (what it needs is below)")  # fmt: skip
     elif lo <= 0:
         section.flags.append(f"the lift's interval [{lo:+.1%}, {hi:+.1%}] includes 0: no proven gain yet")
     section.body.append(

@@ -226,3 +226,77 @@ def test_coverage_drop_is_flagged_only_beyond_ten_points_and_the_days_noise():
         flags = health.Flags()
         health.match_flags(flags, keys)
         assert bool(flags.get("match")) == flagged, n
+
+
+# --------------------------------------------------------------------------------------------------------
+# calibration and experiment: issue 13's readouts, once this toolkit has them
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def readout_world(tmp_path_factory):
+    """A sample with an acquisition experiment (+25 % on the treatment arm), sends replayed a year back (matured),
+    a month back (partial maturity) and yesterday, and a pltv.toml naming the arm column."""
+    pytest.importorskip(
+        "activation.readout", reason="the calibration readout (issue 13) is not in this toolkit"
+    )
+    from pltv.sample import Experiment, generate_sample
+
+    root = tmp_path_factory.mktemp("readout")
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    generate_sample(root / "src", n_users=20_000, seed=1, experiment=Experiment(lift=0.25))
+    train(root / "src", send_days=(1,), tracking_uri=uri)
+    config = Config(source=SourceConfig(path=str(root / "src")), train=TrainConfig(send_days=(1,)),
+                    mlflow=MlflowConfig(tracking_uri=uri))  # fmt: skip
+    result, spec = design_from_registry(
+        config, DesignOptions(mode="custom_value"), out=root / "eventspec.json"
+    )
+    assert spec is not None, result.reason
+    for day in (
+        date(2025, 10, 1),
+        date(2025, 10, 2),
+        date(2026, 9, 25),
+        date(2026, 9, 26),
+        date(2026, 10, 31),
+    ):
+        now = datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
+        with Sandbox(now=now) as sb:
+            client = ClientConfig(pixel_id="1234567890", access_token=TOKEN, graph_url=sb.url)
+            run_daily(DailyOptions(run_date=day, spec_path=spec, source=config.source, tracking_uri=uri,
+                                   ledger_path=root / "ledger.duckdb", client=client), now=now)  # fmt: skip
+    toml = root / "pltv.toml"
+    toml.write_text(
+        f'[source]\npath = "{root / "src"}"\n[train]\nsend_days = [1]\n[mlflow]\ntracking_uri = "{uri}"\n'
+        f'[capi]\nledger = "{root / "ledger.duckdb"}"\n'
+        '[experiment]\narm_column = "acq_arm"\ntreatment = "treatment"\ncontrol = "control"\n'
+    )
+    out = root / "report.html"
+    cli = CliRunner().invoke(app, ["report", "--config", str(toml), "--spec", str(spec), "--out", str(out)])
+    assert cli.exit_code == 0, cli.output
+    return out
+
+
+def test_calibration_section_shows_matured_and_partial_views_with_intervals(readout_world, browser):
+    """Matured send weeks and the partial-maturity view, each with a bias interval, a chart and the deciles."""
+    page, log = _open(browser, readout_world)
+    try:
+        section = page.locator("section#calibration")
+        text = section.inner_text()
+        assert "no readout available" not in text
+        assert "matured (365 days)" in text and "partial maturity, day 30" in text and "95% interval" in text
+        assert section.locator("figure svg").count() == 2
+    finally:
+        page.close()
+    assert log["errors"] == [] and log["requests"] == [readout_world.as_uri()]
+
+
+def test_experiment_section_shows_the_lift_with_its_interval_and_maturity(readout_world, browser):
+    """The configured arm column gives the lift, its 95 % interval, both arms and whether it is mature."""
+    page, _ = _open(browser, readout_world)
+    try:
+        text = page.locator("section#experiment").inner_text()
+        assert re.search(r"Lift in revenue per user by day 30: [+-]\d+\.\d% \[95% interval [+-]\d", text)
+        assert "treatment" in text and "control" in text and ("NOT mature" in text or "mature" in text)
+        assert page.locator("section#experiment figure svg").count() == 1
+    finally:
+        page.close()
