@@ -25,6 +25,7 @@ import pandas as pd
 from activation import IdentityReport, estimate_match_quality, event_id_for, hash_identifiers
 from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
+from activation.identity import COLUMN_KEYS, HASHED_KEYS
 from activation.ledger import EXPIRED
 from activation.report import population_stability_index
 from activation.spec import EventSpec
@@ -160,16 +161,23 @@ def match_keys(
 
 
 def invalid_table(report: IdentityReport) -> pd.DataFrame:
-    """Per key with any input value: values present, usable, invalid, and the invalid ones by reason."""
+    """The identifier map and its health, per ``user_data`` key with any input value: the source column it
+    comes from, how it is sent (normalized + SHA-256, or as Meta requires it, unhashed), values present,
+    usable, invalid, and the invalid ones by reason."""
+    column_of = {key: column for column, key in COLUMN_KEYS.items()}
     rows = []
     for key, present in report.present.items():
         if not present:
             continue
         reasons = {r: n for (k, r), n in report.dropped.items() if k == key}
         usable = report.kept.get(key, 0)
-        rows.append({"key": key, "present": present, "usable": usable, "invalid": present - usable,
+        rows.append({"key": key, "source column": column_of.get(key, key),
+                     "sent as": "normalized + SHA-256" if key in HASHED_KEYS else "normalized, unhashed",
+                     "present": present, "usable": usable, "invalid": present - usable,
                      "reasons": ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items(), key=lambda x: -x[1]))})  # fmt: skip
-    return pd.DataFrame(rows, columns=["key", "present", "usable", "invalid", "reasons"])
+    return pd.DataFrame(
+        rows, columns=["key", "source column", "sent as", "present", "usable", "invalid", "reasons"]
+    )
 
 
 @dataclass

@@ -300,9 +300,11 @@ def _match(section: Section, rows: pd.DataFrame, users: pd.DataFrame, ids: list[
         + _table(frame, left=("send date",))
     )
     section.body.append(
-        "<h3>Invalid identifiers per key</h3>"
-        '<p class="small">Values present in the source that the normalization (as Meta documents it) cannot use; '
-        "they are not sent.</p>" + _table(keys.invalid, left=("key", "reasons"))
+        "<h3>Identifier map and invalid identifiers per key</h3>"
+        '<p class="small">Where each key of the sent events comes from and how it leaves this process; invalid: '
+        "values present in the source that the normalization (as Meta documents it) cannot use, not sent. "
+        "Counts over the users of the sent events.</p>"
+        + _table(keys.invalid, left=("key", "source column", "sent as", "reasons"))
     )
 
 
