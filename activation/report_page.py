@@ -142,10 +142,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _pct(value: Any) -> str:
-    return "n/a" if value is None or value != value else f"{value:.0%}"
-
-
 class _Charts:
     """Figures to inline SVG, each with its own id prefix."""
 
@@ -166,8 +162,9 @@ class _Charts:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _ledger_rows(path: Path) -> pd.DataFrame:
-    """The ledger's rows, read through a read-only connection (a running job's lock is a clear error)."""
+def _ledger_rows(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The ledger's rows and its most recent error groups, through a read-only connection (a running job's
+    lock is a clear error)."""
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
@@ -176,13 +173,11 @@ def _ledger_rows(path: Path) -> pd.DataFrame:
     try:
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [TABLE]).fetchall()
         if not exists[0][0]:
-            return pd.DataFrame(columns=["event_id", "run_id", "spec_id", "model_version", "send_date",
-                                         "event_name", "event_time", "value", "state", "reason"])  # fmt: skip
+            columns = ["event_id", "run_id", "spec_id", "model_version", "send_date", "event_name", "event_time",
+                       "value", "state", "reason", "error_code", "error_subcode"]  # fmt: skip
+            return pd.DataFrame(columns=columns), []
         ledger = Ledger(con)
-        rows = ledger.rows()
-        errors = ledger.summary(errors=8).last_errors
-        rows.attrs["errors"] = errors
-        return rows
+        return ledger.rows(), ledger.summary(errors=8).last_errors
     finally:
         con.close()
 
@@ -218,7 +213,9 @@ def _source_users(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _signal(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart: _Charts) -> None:
+def _signal(
+    section: Section, rows: pd.DataFrame, errors: list[dict[str, Any]], spec: EventSpec | None, chart: _Charts
+) -> None:
     flags = health.Flags()
     counts = health.outcome_counts(rows)
     volume = health.trailing_volume(rows) if not rows.empty else pd.Series(dtype=int)
@@ -245,7 +242,6 @@ def _signal(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart:
     table.insert(0, "send date", [f"{d:%Y-%m-%d}" for d in table.index])
     table["sent, trailing 7 days"] = volume.reindex(counts.index).to_numpy()
     section.body.append("<h3>Events per send date</h3>" + _table(table, left=("send date",)))
-    errors = rows.attrs.get("errors") or []
     if errors:
         frame = pd.DataFrame(
             [
@@ -510,8 +506,14 @@ def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, option
     from mlflow import MlflowClient
 
     from pltv import registry, tracking
+    from pltv.errors import PltvError
 
-    tracking.configure(options.tracking_uri, existing=True)
+    try:
+        tracking.configure(options.tracking_uri, existing=True)
+    except PltvError as exc:
+        section.flags.append(str(exc))
+        _spec_table(section, spec)
+        return
     client = MlflowClient(options.tracking_uri)
     names = [registry.model_name(options.model_name, d) for d in options.send_days]
     if spec is not None and spec.model_name not in names:
@@ -583,6 +585,11 @@ def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, option
                 f"the spec pins {spec.model_name} v{spec.model_version}, the registry's champion is now "
                 f"{champions[spec.model_name]}: run `pltv design` to move the event to it"
             )
+    _spec_table(section, spec)
+
+
+def _spec_table(section: Section, spec: EventSpec | None) -> None:
+    """The spec in force: event name, mode, mapping, threshold, what the design expected."""
     if spec is None:
         section.flags.append("no spec in force was given (--spec): event name, mode and mapping unknown")
         return
@@ -591,7 +598,9 @@ def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, option
         ("event name", spec.event_name), ("mode", spec.mode), ("send day", spec.send_day),
         ("model", f"{spec.model_name} v{spec.model_version}"), ("horizon", f"{spec.horizon_days} days"),
         ("currency", spec.currency), ("action source", spec.action_source),
-        ("value mapping", ", ".join(f"{k}={v}" for k, v in mapping.items() if not isinstance(v, list))),
+        ("value mapping", ", ".join(
+            f"{k}=[{', '.join(f'{x:,.2f}' for x in v)}]" if isinstance(v, list) else f"{k}={v}" for k, v in mapping.items()
+        )),
         ("threshold", "none" if spec.threshold is None else f"{spec.threshold:,.2f} (top {spec.top_share:.0%})"),
         ("expected weekly volume", f"{spec.expected.get('weekly_volume', float('nan')):,.0f}"),
         ("expected future-only Gini", f"{spec.expected.get('future_gini', float('nan')):.3f}"),
@@ -610,14 +619,14 @@ def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, option
 def build_report(options: ReportOptions, *, now: datetime | None = None) -> tuple[Report, str]:
     """Read the ledger, the source, the registry and the readouts; return the content and its HTML."""
     now = now or datetime.now(UTC)
-    rows = _ledger_rows(options.ledger_path)
+    rows, errors = _ledger_rows(options.ledger_path)
     spec = None
     if options.spec_path is not None:
         spec = load_spec(options.spec_path)
     users, ids, data_end, user_columns = _source_users(options, rows, spec)
     chart = _Charts()
     sections = {key: Section(key, title) for key, title in SECTIONS}
-    _signal(sections["signal"], rows, spec, chart)
+    _signal(sections["signal"], rows, errors, spec, chart)
     _match(sections["match"], rows, users, ids, options, chart)
     _values(sections["values"], rows, spec, chart)
     _calibration(sections["calibration"], rows, spec, data_end, options, chart)

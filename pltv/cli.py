@@ -516,9 +516,10 @@ def report(
         Path | None,
         typer.Option("--ledger", help="Delivery ledger (DuckDB file; default ./pltv_ledger.duckdb)."),
     ] = None,
-    spec: Annotated[Path, typer.Option("--spec", help="The EventSpec in force (from `pltv design`).")] = Path(
-        "eventspec.json"
-    ),
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", help="The EventSpec in force (default: ./eventspec.json when present)."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
     config: ConfigOpt = None,
 ) -> None:
@@ -534,7 +535,7 @@ def report(
         source=cfg.source,
         ledger_path=path,
         tracking_uri=cfg.mlflow.tracking_uri,
-        spec_path=spec if spec.exists() else None,
+        spec_path=spec or (Path("eventspec.json") if Path("eventspec.json").exists() else None),
         model_name=cfg.mlflow.model_name,
         send_days=cfg.train.send_days,
         default_region=cfg.capi.default_region,

@@ -300,3 +300,26 @@ def test_experiment_section_shows_the_lift_with_its_interval_and_maturity(readou
         assert page.locator("section#experiment figure svg").count() == 1
     finally:
         page.close()
+
+
+def test_a_ledger_no_run_wrote_gives_a_page_that_says_so(tmp_path):
+    """An empty ledger and a missing model store still give all six sections, each saying what is missing."""
+    from activation.report_page import ReportOptions, build_report
+
+    duckdb.connect(str(tmp_path / "ledger.duckdb")).close()
+    options = ReportOptions(source=SourceConfig(path=str(SAMPLE)), ledger_path=tmp_path / "ledger.duckdb",
+                            tracking_uri=f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}")  # fmt: skip
+    report, text = build_report(options)
+    assert [f'section id="{key}"' in text for key, _ in SECTIONS] == [True] * len(SECTIONS)
+    assert "the ledger holds no events yet" in " ".join(report.sections["signal"].flags)
+    assert report.sections["match"].unavailable == "no sent events in the ledger yet"
+    assert any("no MLflow store" in f for f in report.sections["models"].flags)
+
+
+def test_a_spec_that_does_not_exist_is_a_clean_error(world, tmp_path):
+    """`pltv report --spec missing.json` exits 2 naming the file, and writes nothing."""
+    out = tmp_path / "report.html"
+    args = ["report", "--source", str(SAMPLE), "--ledger", str(world["ledger"]), "--spec", str(tmp_path / "missing.json"),
+            "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "missing.json" in result.output and not out.exists()
