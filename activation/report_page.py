@@ -502,7 +502,9 @@ def _experiment(
             section.body.append(f'<p class="small">{_e(note)}</p>')
 
 
-def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, options: ReportOptions) -> None:
+def _models(
+    section: Section, rows: pd.DataFrame, spec: EventSpec | None, options: ReportOptions, chart: _Charts
+) -> None:
     from mlflow import MlflowClient
 
     from pltv import registry, tracking
@@ -558,6 +560,24 @@ def _models(section: Section, rows: pd.DataFrame, spec: EventSpec | None, option
                 },
             )
         )
+    if spec is not None and any(
+        r["model"] == spec.model_name and r["version"] == f"v{spec.model_version}" for r in records
+    ):
+        from pltv import plots
+
+        holdout = registry.holdout_for(options.tracking_uri, spec.model_name, spec.model_version)
+        label = f"{spec.model_name} v{spec.model_version}"
+        section.body.append(
+            chart(
+                plots.decile_calibration_panel(
+                    holdout["actual_ltv"], {label: holdout["predicted_ltv"].to_numpy()},
+                    {label: holdout["baseline_ltv"].to_numpy()}, unit=spec.currency,
+                    title=f"the version the spec pins: out-of-time decile calibration ({len(holdout):,} users)",
+                ),
+                "Mean predicted vs actual LTV per decile on the version's out-of-time cohort, beside the "
+                "baseline (the figure training logs and the calibration notebook draws).",
+            )
+        )  # fmt: skip
     if not rows.empty:
         sent = rows[rows["state"] == "sent"]
         per_day = (
@@ -631,7 +651,7 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
     _values(sections["values"], rows, spec, chart)
     _calibration(sections["calibration"], rows, spec, data_end, options, chart)
     _experiment(sections["experiment"], options, user_columns, chart)
-    _models(sections["models"], rows, spec, options)
+    _models(sections["models"], rows, spec, options, chart)
     dates = sorted(pd.to_datetime(rows["send_date"]).unique()) if not rows.empty else []
     facts = {
         "generated": f"{now:%Y-%m-%d %H:%M} UTC",
