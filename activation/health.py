@@ -258,8 +258,16 @@ def match_flags(flags: Flags, keys: MatchKeys) -> None:
         flags.add("match", f"{row.key}: {row.invalid:,} of {row.present:,} values invalid ({row.reasons})")
 
 
-def value_flags(flags: Flags, drift: pd.DataFrame, spec: EventSpec | None) -> None:
-    """PSI above the warning level; PSI that cannot be computed, and why."""
+def spread(values: np.ndarray) -> tuple[int, float]:
+    """Distinct values (to the cent) and max / min: Meta's pLTV rules want >= 5 and >= 3."""
+    distinct = int(np.unique(np.round(values, 2)).size)
+    ratio = float(values.max() / values.min()) if values.size and values.min() > 0 else float("nan")
+    return distinct, ratio
+
+
+def value_flags(flags: Flags, drift: pd.DataFrame, spec: EventSpec | None, recent: np.ndarray) -> None:
+    """PSI above the warning level, or why it cannot be computed; the last 7 days' values breaking Meta's
+    pLTV rules (>= 5 distinct values, max >= 3x min) in a value mode."""
     if drift.empty:
         return
     last = drift.iloc[-1]
@@ -273,6 +281,10 @@ def value_flags(flags: Flags, drift: pd.DataFrame, spec: EventSpec | None) -> No
             "values",
             f"PSI {last['psi']:.3f} > {PSI_WARNING}: the sent values drifted from the design's holdout",
         )
+    distinct, ratio = spread(recent)
+    if spec is not None and spec.mode != "threshold" and recent.size and (distinct < 5 or not ratio >= 3):
+        flags.add("values", f"Meta's pLTV rules: {distinct} distinct values, max/min {ratio:.1f} in the last 7 days "
+                            "(needs >= 5 distinct, max >= 3x min)")  # fmt: skip
 
 
 def recent_values(rows: pd.DataFrame, *, days: int = WINDOW_DAYS) -> np.ndarray:

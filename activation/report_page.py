@@ -309,8 +309,9 @@ def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart:
         section.unavailable = "no sent events in the ledger yet"
         return
     drift = health.value_drift(rows, spec)
+    recent = health.recent_values(rows)
     flags = health.Flags()
-    health.value_flags(flags, drift, spec)
+    health.value_flags(flags, drift, spec, recent)
     section.flags += flags.get("values")
     from pltv import plots
 
@@ -321,7 +322,6 @@ def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart:
             "against the design's holdout distribution (x: too few events to compute it).",
         )  # fmt: skip
     )
-    recent = health.recent_values(rows)
     if spec is not None and spec.value_reference:
         ref = spec.value_reference
         section.body.append(
@@ -330,11 +330,7 @@ def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart:
                 "Share of the last 7 days' sent values per decile bin of the design's holdout.",
             )
         )
-    distinct = int(np.unique(np.round(recent, 2)).size)
-    ratio = recent.max() / recent.min() if recent.size and recent.min() > 0 else float("nan")
-    if spec is not None and spec.mode != "threshold" and recent.size and (distinct < 5 or not ratio >= 3):
-        section.flags.append(f"Meta's pLTV rules: {distinct} distinct values, max/min {ratio:.1f} in the last 7 days "
-                             "(needs >= 5 distinct, max >= 3x min)")  # fmt: skip
+    distinct, ratio = health.spread(recent)
     table = drift.reset_index()
     table.insert(0, "send date", [f"{d:%Y-%m-%d}" for d in table.pop("send_date")])
     table = table.rename(columns={"events": "sent events (7 days)", "psi": "PSI"})

@@ -323,3 +323,17 @@ def test_a_spec_that_does_not_exist_is_a_clean_error(world, tmp_path):
             "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "missing.json" in result.output and not out.exists()
+
+
+def test_values_breaking_metas_pltv_rules_are_flagged(world):
+    """Fewer than 5 distinct values, or max under 3x min, in a value mode is flagged with the numbers."""
+    spec = world["spec"]
+    rows = _rows(
+        [
+            ("2026-10-01", "sent", None, v, spec.spec_id, str(i))
+            for i, v in enumerate([10.0, 12.0, 14.0] * 100)
+        ]
+    )
+    flags = health.Flags()
+    health.value_flags(flags, health.value_drift(rows, spec), spec, health.recent_values(rows))
+    assert any("3 distinct values, max/min 1.4" in f for f in flags.get("values"))
