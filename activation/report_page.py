@@ -12,22 +12,20 @@ or tokens — only counts, shares, values and Meta's error codes (their messages
 
 from __future__ import annotations
 
-import html
-import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from activation import health
-from activation.errors import ActivationError, LedgerError
+from activation.errors import LedgerError
 from activation.ledger import TABLE, Ledger
 from activation.redaction import redact
+from activation.report_html import Charts, Section, escape, html_table, render_page
+from activation.report_readouts import calibration_section, experiment_section
 from activation.spec import EventSpec, load_spec
 from pltv.config import ExperimentConfig, SourceConfig
 from pltv.sources import IDENTIFIERS
@@ -71,15 +69,6 @@ class ReportOptions:
 
 
 @dataclass
-class Section:
-    key: str
-    title: str
-    flags: list[str] = field(default_factory=list)
-    body: list[str] = field(default_factory=list)
-    unavailable: str | None = None  # "no readout available: <reason>"
-
-
-@dataclass
 class Report:
     """The page's content before it is HTML (what the tests and the CLI summary read)."""
 
@@ -94,68 +83,6 @@ class Report:
 # --------------------------------------------------------------------------------------------------------
 # HTML helpers
 # --------------------------------------------------------------------------------------------------------
-
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;background:#f6f7f9}
-header{background:#16324f;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
-header p{margin:2px 0;opacity:.9;font-size:13px}main{max-width:1180px;margin:0 auto;padding:12px 24px 40px}
-nav{margin:10px 0 0;font-size:13px}nav a{color:#cfe3ff;margin-right:4px}nav .badge{background:#ef6c00;color:#fff;border-radius:8px;padding:0 6px;margin-right:14px;font-size:11px}nav a:not(:has(+ .badge)){margin-right:14px}
-section{background:#fff;border:1px solid #dde2e8;border-radius:8px;margin:18px 0;padding:14px 22px}
-section h2{margin:4px 0 6px;font-size:18px;color:#16324f}p.good{color:#2e5e2e;margin:4px 0 10px;font-style:italic}
-ul.flags{margin:6px 0 12px;padding:0;list-style:none}ul.flags li{background:#fff4e5;border-left:4px solid #ef6c00;padding:5px 10px;margin:4px 0}
-p.ok{background:#edf7ed;border-left:4px solid #2e7d32;padding:5px 10px}
-p.na{background:#eef1f5;border-left:4px solid #7a8696;padding:8px 12px}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:12.5px}th,td{border-bottom:1px solid #e3e7ec;padding:3px 10px;text-align:right}
-th{background:#f1f4f7;font-weight:600}td.l,th.l{text-align:left}td.l{white-space:nowrap}figure{margin:8px 0}figure svg{max-width:100%;height:auto}
-figcaption{font-size:12px;color:#555}h3{font-size:14px;margin:14px 0 4px;color:#333}.small{font-size:12px;color:#555}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _table(frame: pd.DataFrame, *, formats: dict[str, Callable[[Any], str]] | None = None, left=()) -> str:
-    formats = formats or {}
-    head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in frame.columns)
-    rows = []
-    for record in frame.itertuples(index=False):
-        cells = []
-        for column, value in zip(frame.columns, record, strict=True):
-            text = formats[column](value) if column in formats else _fmt(value)
-            cells.append(f'<td class="{"l" if column in left else ""}">{_e(text)}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
-    if isinstance(value, pd.Timestamp):
-        return f"{value:%Y-%m-%d}"
-    return str(value)
-
-
-class _Charts:
-    """Figures to inline SVG, each with its own id prefix."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self, fig, caption: str) -> str:
-        from pltv.plots import to_svg
-
-        self.n += 1
-        svg = to_svg(fig, prefix=f"c{self.n}-")
-        svg = svg.replace("<svg ", f'<svg role="img" aria-label="{_e(caption)}" ', 1)
-        return f"<figure>{svg}<figcaption>{_e(caption)}</figcaption></figure>"
-
 
 # --------------------------------------------------------------------------------------------------------
 # data
@@ -214,7 +141,7 @@ def _source_users(
 
 
 def _signal(
-    section: Section, rows: pd.DataFrame, errors: list[dict[str, Any]], spec: EventSpec | None, chart: _Charts
+    section: Section, rows: pd.DataFrame, errors: list[dict[str, Any]], spec: EventSpec | None, chart: Charts
 ) -> None:
     flags = health.Flags()
     counts = health.outcome_counts(rows)
@@ -241,7 +168,7 @@ def _signal(
     table = counts.copy()
     table.insert(0, "send date", [f"{d:%Y-%m-%d}" for d in table.index])
     table["sent, trailing 7 days"] = volume.reindex(counts.index).to_numpy()
-    section.body.append("<h3>Events per send date</h3>" + _table(table, left=("send date",)))
+    section.body.append("<h3>Events per send date</h3>" + html_table(table, left=("send date",)))
     if errors:
         frame = pd.DataFrame(
             [
@@ -252,7 +179,7 @@ def _signal(
         )  # fmt: skip
         section.body.append(
             "<h3>Delivery failures (most recent first)</h3>"
-            + _table(
+            + html_table(
                 frame,
                 left=("message",),
                 formats={"last seen": lambda t: f"{pd.Timestamp(t):%Y-%m-%d %H:%M} UTC"},
@@ -263,7 +190,7 @@ def _signal(
 
 
 def _match(section: Section, rows: pd.DataFrame, users: pd.DataFrame, ids: list[str], options: ReportOptions,
-           chart: _Charts) -> None:  # fmt: skip
+           chart: Charts) -> None:  # fmt: skip
     if rows.empty or not (rows["state"] == "sent").any():
         section.unavailable = "no sent events in the ledger yet"
         return
@@ -291,20 +218,20 @@ def _match(section: Section, rows: pd.DataFrame, users: pd.DataFrame, ids: list[
     )
     section.body.append(
         "<h3>EMQ-style estimate per send date</h3>"
-        f'<p class="small">{_e(keys.label)}. A weighted share of the keys present; Meta computes its own Event '
+        f'<p class="small">{escape(keys.label)}. A weighted share of the keys present; Meta computes its own Event '
         "Match Quality from what it can match, which this page cannot see.</p>"
-        + _table(frame, left=("send date",))
+        + html_table(frame, left=("send date",))
     )
     section.body.append(
         "<h3>Identifier map and invalid identifiers per key</h3>"
         '<p class="small">Where each key of the sent events comes from and how it leaves this process; invalid: '
         "values present in the source that the normalization (as Meta documents it) cannot use, not sent. "
         "Counts over the users of the sent events.</p>"
-        + _table(keys.invalid, left=("key", "source column", "sent as", "reasons"))
+        + html_table(keys.invalid, left=("key", "source column", "sent as", "reasons"))
     )
 
 
-def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart: _Charts) -> None:
+def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart: Charts) -> None:
     if rows.empty or not (rows["state"] == "sent").any():
         section.unavailable = "no sent events in the ledger yet"
         return
@@ -336,170 +263,14 @@ def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart:
     table = table.rename(columns={"events": "sent events (7 days)", "psi": "PSI"})
     section.body.append(
         "<h3>Sent-value quantiles, trailing 7 days</h3>"
-        + _table(table, left=("send date",))
+        + html_table(table, left=("send date",))
         + f'<p class="small">Last 7 days: {recent.size:,} events, {distinct:,} distinct values, max/min '
         f"{ratio:,.1f}.</p>"
     )
 
 
-def _matured(rows: pd.DataFrame, spec: EventSpec | None, data_end) -> str | None:
-    """Why no sent cohort can be read yet (``None`` when some are far enough along)."""
-    if rows.empty or not (rows["state"] == "sent").any():
-        return "no sent events in the ledger yet"
-    if spec is None or data_end is None:
-        return None
-    first = pd.Timestamp(rows.loc[rows["state"] == "sent", "send_date"].min())
-    signup = first - pd.Timedelta(days=spec.send_day + 8)  # the oldest catch-up users
-    matures = signup + pd.Timedelta(days=spec.horizon_days)
-    end = (
-        pd.Timestamp(data_end).tz_localize(None) if pd.Timestamp(data_end).tzinfo else pd.Timestamp(data_end)
-    )
-    if matures > end + pd.Timedelta(days=1):
-        age = (end - signup).days
-        return (
-            f"no sent cohort has matured: the first events were sent {first:%Y-%m-%d} for users who signed up "
-            f"from about {signup:%Y-%m-%d}; their {spec.horizon_days}-day horizon ends about {matures:%Y-%m-%d}, "
-            f"and the source's data ends {end:%Y-%m-%d} (the oldest are {age} days old)"
-        )
-    return None
-
-
-def _calibration(section: Section, rows: pd.DataFrame, spec: EventSpec | None, data_end,
-                 options: ReportOptions, chart: _Charts) -> None:  # fmt: skip
-    """Issue 13's sent-vs-realized readout (:mod:`activation.readout`) when this toolkit has it."""
-    why = _matured(rows, spec, data_end)
-    if importlib.util.find_spec("activation.readout") is None:
-        section.unavailable = (
-            "no readout available: this version of the toolkit has no sent-vs-realized calibration readout "
-            "(`pltv readout calibration`)" + (f"; besides, {why}" if why else "")
-        )
-        return
-    from activation.readout import CalibrationOptions, calibration_readout
-    from pltv.errors import PltvError
-
-    horizon = spec.horizon_days if spec is not None else 365
-    try:
-        readout = calibration_readout(
-            options.source, options.ledger_path, CalibrationOptions(horizon_days=horizon)
-        )
-    except (ActivationError, PltvError) as exc:
-        section.unavailable = f"no readout available: {exc}"
-        return
-    views = [(f"matured ({readout.horizon_days} days)", readout.weeks, readout.overall)]
-    views += [(f"partial maturity, day {m} (sent × {p['share']:.2f})", p["weeks"], p["overall"])
-              for m, p in readout.partial.items() if p["overall"] is not None]  # fmt: skip
-    if all(overall is None for _, _, overall in views):
-        section.unavailable = "no readout available: " + (
-            why
-            or f"none of the {readout.matched:,} matched sent users has had {min(readout.partial, default=horizon)} days yet"
-        )
-        section.body += [f'<p class="small">{_e(n)}</p>' for n in readout.notes]
-        return
-    from pltv import plots
-
-    records = []
-    for view, weeks, overall in views:
-        if overall is None:
-            continue
-        lo, hi = overall.bias_ci
-        if np.isfinite(lo) and (lo > 0 or hi < 0):
-            section.flags.append(f"{view}: bias {overall.bias:+.1%} [{lo:+.1%}, {hi:+.1%}] excludes 0 over "
-                                 f"{overall.users:,} users: the values Meta receives are too "
-                                 f"{'high' if lo > 0 else 'low'}")  # fmt: skip
-        for r in [*weeks, overall]:
-            records.append({"view": view, "week": r.week, "users": r.users, "Σ sent": r.sum_sent,
-                            "Σ realized": r.sum_realized, "bias": r.bias, "ci_low": r.bias_ci[0],
-                            "ci_high": r.bias_ci[1], "Gini": r.gini})  # fmt: skip
-    table = pd.DataFrame(records)
-    weekly = table[table["week"] != "overall"]
-    if len(weekly):
-        section.body.append(chart(plots.bias_by_send_week(weekly), "Bias of the sent values per send week with its "
-                                  "95 % bootstrap interval (users resampled)."))  # fmt: skip
-    if readout.deciles:
-        section.body.append(chart(plots.sent_vs_realized_deciles(pd.DataFrame(readout.deciles)),
-                                  f"Matured users ({readout.users:,}) by decile of the value they were sent."))  # fmt: skip
-    pct = lambda v: "n/a" if v is None or v != v else f"{v:+.1%}"  # noqa: E731
-    table["95% interval"] = [
-        f"[{a:+.1%}, {b:+.1%}]" if a == a else "n/a"
-        for a, b in zip(table.pop("ci_low"), table.pop("ci_high"), strict=True)
-    ]
-    section.body.append(
-        "<h3>Sent vs realized, per send week</h3>"
-        + _table(
-            table,
-            left=("view", "week"),
-            formats={"bias": pct, "Σ sent": lambda v: f"{v:,.0f}", "Σ realized": lambda v: f"{v:,.0f}"},
-        )  # fmt: skip
-        + f'<p class="small">{readout.sent_events:,} sent events, {readout.matched:,} matched to a user of the '
-        f"source, {readout.unmatched:,} not matched. {_e(readout.share_source or '')}</p>"
-    )
-    section.body += [f'<p class="small">{_e(n)}</p>' for n in readout.notes]
-
-
-def _experiment(
-    section: Section, options: ReportOptions, user_columns: tuple[str, ...], chart: _Charts
-) -> None:
-    """Issue 13's lift readout (:mod:`pltv.experiment`) when ``[experiment] arm_column`` is configured."""
-    arms = options.experiment
-    if arms.arm_column is None:
-        section.unavailable = "no readout available: no experiment arm column is configured ([experiment] arm_column in pltv.toml)"
-        return
-    if arms.arm_column not in user_columns:
-        section.unavailable = f"no readout available: the configured arm column {arms.arm_column!r} is not in the source's users"
-        return
-    if importlib.util.find_spec("pltv.experiment") is None:
-        section.unavailable = "no readout available: this version of the toolkit has no experiment readout"
-        return
-    from pltv.experiment import ExperimentOptions, experiment_readout
-
-    from pltv.errors import PltvError
-
-    try:
-        readout = experiment_readout(
-            options.source,
-            ExperimentOptions(arm_column=arms.arm_column, treatment=arms.treatment, control=arms.control,
-                              maturity_days=arms.maturity_days),
-            tracking_uri=options.tracking_uri, model_name=options.model_name,
-        )  # fmt: skip
-    except (PltvError, ActivationError) as exc:
-        section.unavailable = f"no readout available: {exc}"
-        return
-    from pltv import plots
-
-    lo, hi = readout.lift_ci
-    if not readout.mature:
-        section.flags.append(f"not mature yet: the {readout.lift:+.1%} lift [{lo:+.1%}, {hi:+.1%}] is too uncertain "
-                             "to decide on (what it needs is below)")  # fmt: skip
-    elif lo <= 0:
-        section.flags.append(f"the lift's interval [{lo:+.1%}, {hi:+.1%}] includes 0: no proven gain yet")
-    section.body.append(
-        f"<p>Lift in revenue per user by day {readout.maturity_days}: <b>{readout.lift:+.1%}</b> "
-        f"[{readout.level:.0%} interval {lo:+.1%}, {hi:+.1%}] — {'mature' if readout.mature else 'NOT mature'}: "
-        f"{_e(readout.maturity_note)}.</p>"
-    )
-    lifts = [{"label": f"revenue per user by day {readout.maturity_days}", "lift": readout.lift,
-              "ci_low": lo, "ci_high": hi}]  # fmt: skip
-    if readout.projected_lift is not None:
-        lifts.append({"label": f"projected {readout.horizon_days}-day LTV", "lift": readout.projected_lift,
-                      "ci_low": readout.projected_lift_ci[0], "ci_high": readout.projected_lift_ci[1]})  # fmt: skip
-    if readout.lift_per_spend is not None:
-        lifts.append({"label": "LTV per unit spend", "lift": readout.lift_per_spend,
-                      "ci_low": readout.lift_per_spend_ci[0], "ci_high": readout.lift_per_spend_ci[1]})  # fmt: skip
-    section.body.append(chart(plots.lift_intervals(pd.DataFrame(lifts)), "Lift of the pLTV arm over business as "
-                              "usual, 95 % bootstrap intervals (users resampled within arms)."))  # fmt: skip
-    frame = pd.DataFrame(
-        [{"arm": a.role, "users": a.users, "matured": a.matured_users, "payers": a.payers,
-          f"revenue/user by day {readout.maturity_days}": a.revenue_per_user, "projected LTV": a.projected_ltv,
-          "CAC": a.cac, "LTV/CAC": a.ltv_per_cac} for a in readout.arms.values()]
-    )  # fmt: skip
-    section.body.append(_table(frame, left=("arm",)))
-    for note in [f"projection: {readout.projection}" if readout.projection else None, *readout.notes]:
-        if note:
-            section.body.append(f'<p class="small">{_e(note)}</p>')
-
-
 def _models(
-    section: Section, rows: pd.DataFrame, spec: EventSpec | None, options: ReportOptions, chart: _Charts
+    section: Section, rows: pd.DataFrame, spec: EventSpec | None, options: ReportOptions, chart: Charts
 ) -> None:
     from mlflow import MlflowClient
 
@@ -510,7 +281,7 @@ def _models(
         tracking.configure(options.tracking_uri, existing=True)
     except PltvError as exc:
         section.flags.append(str(exc))
-        _spec_table(section, spec)
+        _spectable(section, spec)
         return
     client = MlflowClient(options.tracking_uri)
     names = [registry.model_name(options.model_name, d) for d in options.send_days]
@@ -547,7 +318,7 @@ def _models(
                                      f"under the baseline's {base:.3f}")  # fmt: skip
         section.body.append(
             "<h3>Registered versions, out-of-time metrics beside the baseline (early revenue × k)</h3>"
-            + _table(
+            + html_table(
                 frame,
                 left=("model", "version", "role"),
                 formats={
@@ -588,7 +359,7 @@ def _models(
         per_day = per_day[["send date", "event_name", "model version", "events", "sent"]]
         section.body.append(
             "<h3>Which version sent on each send date</h3>"
-            + _table(per_day, left=("send date", "event_name", "model version"))
+            + html_table(per_day, left=("send date", "event_name", "model version"))
         )
         if spec is not None and len(sent) and not (sent["spec_id"] == spec.spec_id).all():
             other = int((sent["spec_id"] != spec.spec_id).sum())
@@ -601,10 +372,10 @@ def _models(
                 f"the spec pins {spec.model_name} v{spec.model_version}, the registry's champion is now "
                 f"{champions[spec.model_name]}: run `pltv design` to move the event to it"
             )
-    _spec_table(section, spec)
+    _spectable(section, spec)
 
 
-def _spec_table(section: Section, spec: EventSpec | None) -> None:
+def _spectable(section: Section, spec: EventSpec | None) -> None:
     """The spec in force: event name, mode, mapping, threshold, what the design expected."""
     if spec is None:
         section.flags.append("no spec in force was given (--spec): event name, mode and mapping unknown")
@@ -623,7 +394,8 @@ def _spec_table(section: Section, spec: EventSpec | None) -> None:
         ("designed", spec.created_at[:10] or "n/a"),
     ]  # fmt: skip
     section.body.append(
-        "<h3>The spec in force</h3>" + _table(pd.DataFrame(facts, columns=["", "value"]), left=("", "value"))
+        "<h3>The spec in force</h3>"
+        + html_table(pd.DataFrame(facts, columns=["", "value"]), left=("", "value"))
     )
 
 
@@ -640,13 +412,15 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
     if options.spec_path is not None:
         spec = load_spec(options.spec_path)
     users, ids, data_end, user_columns = _source_users(options, rows, spec)
-    chart = _Charts()
+    chart = Charts()
     sections = {key: Section(key, title) for key, title in SECTIONS}
     _signal(sections["signal"], rows, errors, spec, chart)
     _match(sections["match"], rows, users, ids, options, chart)
     _values(sections["values"], rows, spec, chart)
-    _calibration(sections["calibration"], rows, spec, data_end, options, chart)
-    _experiment(sections["experiment"], options, user_columns, chart)
+    calibration_section(sections["calibration"], rows, spec, data_end, source=options.source,
+                        ledger_path=options.ledger_path, chart=chart)  # fmt: skip
+    experiment_section(sections["experiment"], options.experiment, user_columns, source=options.source,
+                       tracking_uri=options.tracking_uri, model_name=options.model_name, chart=chart)  # fmt: skip
     _models(sections["models"], rows, spec, options, chart)
     dates = sorted(pd.to_datetime(rows["send_date"]).unique()) if not rows.empty else []
     facts = {
@@ -658,40 +432,7 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
         "event": f"{spec.event_name} ({spec.mode}, send day {spec.send_day})" if spec else "no spec given",
     }
     report = Report(generated_at=now, sections=sections, facts=facts)
-    return report, render_html(report)
-
-
-def render_html(report: Report) -> str:
-    """The self-contained page."""
-    nav = "".join(
-        f'<a href="#{s.key}">{_e(s.title)}</a>'
-        + (f'<span class="badge">⚠ {len(s.flags)}</span>' if s.flags else "")
-        for s in report.sections.values()
-    )
-    facts = " · ".join(f"{_e(k)}: {_e(v)}" for k, v in report.facts.items())
-    parts = []
-    for s in report.sections.values():
-        flags = (
-            '<ul class="flags">' + "".join(f"<li>⚠ {_e(f)}</li>" for f in s.flags) + "</ul>"
-            if s.flags
-            else ('<p class="ok">✓ Nothing flagged.</p>' if s.unavailable is None else "")
-        )
-        body = f'<p class="na">{_e(s.unavailable)}</p>' if s.unavailable else ""
-        parts.append(
-            f'<section id="{s.key}"><h2>{_e(s.title)}</h2><p class="good">{_e(GOOD[s.key])}</p>'
-            f"{flags}{body}{''.join(s.body)}</section>"
-        )
-    total = len(report.flags())
-    summary = f"{total} flag(s) to look at" if total else "nothing flagged"
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
-        f"<title>pLTV signal report · {_e(report.facts.get('generated', ''))}</title><style>{_CSS}</style></head><body>"
-        f"<header><h1>pLTV signal report</h1><p>{facts}</p><p><b>{_e(summary)}</b></p><nav>{nav}</nav></header>"
-        f'<main>{"".join(parts)}<p class="small">Written by <code>pltv report</code>: one file, nothing fetched; '
-        "no identifier, hash or token is on this page — only counts, shares and values.</p></main></body></html>\n"
-    )
+    return report, render_page(sections.values(), facts, GOOD)
 
 
 def write_report(
