@@ -336,13 +336,15 @@ def _models(
         label = f"{spec.model_name} v{spec.model_version}"
         section.body.append(
             chart(
-                plots.decile_calibration_panel(
-                    holdout["actual_ltv"], {label: holdout["predicted_ltv"].to_numpy()},
-                    {label: holdout["baseline_ltv"].to_numpy()}, unit=spec.currency,
+                plots.decile_calibration(
+                    holdout["actual_ltv"],
+                    {label: holdout["predicted_ltv"].to_numpy(),
+                     "baseline (early revenue × k)": holdout["baseline_ltv"].to_numpy()},
+                    unit=spec.currency,
                     title=f"the version the spec pins: out-of-time decile calibration ({len(holdout):,} users)",
                 ),
-                "Mean predicted vs actual LTV per decile on the version's out-of-time cohort, beside the "
-                "baseline (the figure training logs and the calibration notebook draws).",
+                "Mean predicted (line) vs actual LTV with its 95 % interval per decile on the version's out-of-time "
+                "cohort, beside the baseline; payers per decile below (the calibration notebook's figure).",
             )
         )  # fmt: skip
     if not rows.empty:
