@@ -288,13 +288,18 @@ def _models(
     if spec is not None and spec.model_name not in names:
         names.append(spec.model_name)
     records = []
+    hidden: dict[str, int] = {}  # older versions holding no alias: not shown
     for name in names:
         try:
             versions = client.search_model_versions(f"name='{name}'")
             aliases = {str(v): a for a, v in (client.get_registered_model(name).aliases or {}).items()}
         except Exception:  # MlflowException: the model is not registered
             continue
-        for mv in sorted(versions, key=lambda m: int(m.version)):
+        newest = max((int(m.version) for m in versions), default=0)
+        shown = [m for m in versions if str(m.version) in aliases or int(m.version) == newest]
+        if len(shown) < len(versions):
+            hidden[name] = len(versions) - len(shown)
+        for mv in sorted(shown, key=lambda m: int(m.version)):
             metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
             records.append(
                 {
@@ -327,6 +332,12 @@ def _models(
                 },
             )
         )
+        if hidden:
+            section.body.append(
+                '<p class="small">Shown: the champion, the challenger and the newest version of each model; '
+                + escape(", ".join(f"{n}: {k} older version(s) without an alias" for n, k in hidden.items()))
+                + " not shown.</p>"
+            )
     if spec is not None and any(
         r["model"] == spec.model_name and r["version"] == f"v{spec.model_version}" for r in records
     ):

@@ -503,15 +503,15 @@ def weekly_volume(volume: pd.Series, thresholds: Mapping[str, float], *, title: 
 def key_coverage(coverage: pd.DataFrame, *, title: str = "") -> Figure:
     """Share of sent events carrying each match key (rows) per send date (columns), as a labelled heatmap."""
     data = coverage.T
-    fig, ax = plt.subplots(figsize=(min(2.2 + 0.75 * data.shape[1], 11), 0.8 + 0.26 * data.shape[0]))
+    fig, ax = plt.subplots(figsize=(min(3 + 0.9 * data.shape[1], 11), 0.9 + 0.28 * data.shape[0]))
     ax.pcolormesh(
         data.to_numpy(dtype=float), cmap="Greens", vmin=0, vmax=1, edgecolors="white", linewidth=0.5
     )
     ax.invert_yaxis()  # vector cells (an image would be embedded as a raster)
     for (i, j), value in np.ndenumerate(data.to_numpy(dtype=float)):
         ax.text(
-            j,
-            i,
+            j + 0.5,
+            i + 0.5,
             f"{value:.0%}",
             ha="center",
             va="center",
