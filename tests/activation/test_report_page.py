@@ -143,7 +143,7 @@ def test_page_carries_no_identifier_hash_or_token(world):
     hashed, _ = hash_identifiers(sent[[c for c in (*IDENTIFIERS, "country") if c in sent]])
     secrets = {TOKEN, spec.spec_id, *ledger["run_id"], *ledger["event_id"], *ledger["fbtrace_id"].dropna()}
     secrets |= set(sent["user_id"].astype(str))
-    for column in ("email", "phone", "external_id", "fbc", "fbp", "client_ip_address"):
+    for column in ("email", "phone", "external_id", "fbc", "fbp", "client_ip_address", "client_user_agent"):
         secrets |= {str(v) for v in sent[column].dropna() if len(str(v)) >= 6}
     secrets |= {v for col in hashed for v in hashed[col].dropna() if len(v) >= 16}
     found = [s for s in secrets if s in text]
