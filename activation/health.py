@@ -180,17 +180,32 @@ def invalid_table(report: IdentityReport) -> pd.DataFrame:
     )
 
 
+#: The kinds of flag `pltv status` also warns about from the run history (when the toolkit records one):
+#: the page then shows the history's warnings instead of its own for these.
+STATUS_KINDS = ("volume", "delivery", "coverage", "drift")
+_STATUS_SECTION = {"volume": "signal", "delivery": "signal", "coverage": "match", "drift": "values"}
+
+
 @dataclass
 class Flags:
-    """What is off, per report section, each message carrying its number."""
+    """What is off, per report section, each message carrying its number (and a kind, see STATUS_KINDS)."""
 
-    by_section: dict[str, list[str]] = field(default_factory=dict)
+    by_section: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
-    def add(self, section: str, message: str) -> None:
-        self.by_section.setdefault(section, []).append(message)
+    def add(self, section: str, message: str, kind: str = "") -> None:
+        self.by_section.setdefault(section, []).append((kind, message))
 
     def get(self, section: str) -> list[str]:
-        return self.by_section.get(section, [])
+        return [message for _, message in self.by_section.get(section, [])]
+
+    def use_status_warnings(self, warnings: Iterable[str]) -> None:
+        """Replace this page's own volume, delivery, coverage and drift flags by ``pltv status``'s warnings
+        (``"volume: ..."``, ``"delivery: ..."``, ``"coverage: ..."``, ``"drift: ..."``), so both say the same."""
+        for section, entries in self.by_section.items():
+            self.by_section[section] = [(k, m) for k, m in entries if k not in STATUS_KINDS]
+        for warning in warnings:
+            kind = warning.split(":", 1)[0]
+            self.add(_STATUS_SECTION.get(kind, "signal"), f"pltv status: {warning}", kind="status")
 
 
 def volume_thresholds(spec: EventSpec | None) -> dict[str, float]:
@@ -215,16 +230,19 @@ def delivery_flags(flags: Flags, counts: pd.DataFrame, volume: pd.Series, spec: 
     partial = f" (the ledger covers only {span} day(s), so the week is partial)" if span < WINDOW_DAYS else ""
     if last < MIN_DATASET_EVENTS_PER_WEEK:
         flags.add("signal", f"{last:,} events sent in the 7 days to {last_day:%Y-%m-%d}: under Meta's "
-                            f"{MIN_DATASET_EVENTS_PER_WEEK}/week for the dataset{partial}")  # fmt: skip
+                            f"{MIN_DATASET_EVENTS_PER_WEEK}/week for the dataset{partial}", "volume")  # fmt: skip
     elif last < LEARNING_EVENTS_PER_AD_SET:
         flags.add(
-            "signal", f"{last:,} events in the last 7 days: under the ~50/week an ad set needs to learn"
+            "signal",
+            f"{last:,} events in the last 7 days: under the ~50/week an ad set needs to learn",
+            "volume",
         )
     expected = spec.expected.get("weekly_volume") if spec is not None else None
     if expected and last < 0.5 * expected and not partial:
         flags.add(
             "signal",
             f"{last:,} events in the last 7 days, under half the {expected:,.0f}/week the design expected",
+            "volume",
         )
     for kind, what in (
         ("failed", "failed (see the delivery failures below; retryable ones are sent again by the next run)"),
@@ -234,7 +252,7 @@ def delivery_flags(flags: Flags, counts: pd.DataFrame, volume: pd.Series, spec: 
     ):
         n = int(sum(counts[c].sum() for c in counts.columns if c.split(":")[0] == kind))
         if n:
-            flags.add("signal", f"{n:,} event(s) {what}")
+            flags.add("signal", f"{n:,} event(s) {what}", "delivery" if kind != "pending" else "")
 
 
 def match_flags(flags: Flags, keys: MatchKeys) -> None:
@@ -250,7 +268,7 @@ def match_flags(flags: Flags, keys: MatchKeys) -> None:
             noise = 2 * np.sqrt(before[key] * (1 - before[key]) / max(n, 1))
             if drop > COVERAGE_DROP and drop > noise:
                 flags.add("match", f"{key} coverage {last[key]:.0%} on {cov.index[-1]:%Y-%m-%d} ({n:,} events), "
-                                   f"{drop:.0%} points under its trailing mean {before[key]:.0%}")  # fmt: skip
+                                   f"{drop:.0%} points under its trailing mean {before[key]:.0%}", "coverage")  # fmt: skip
     if keys.unmatched:
         flags.add("match", f"{keys.unmatched:,} sent event(s) match no user of this source (left out above)")
     invalid = keys.invalid
@@ -280,6 +298,7 @@ def value_flags(flags: Flags, drift: pd.DataFrame, spec: EventSpec | None, recen
         flags.add(
             "values",
             f"PSI {last['psi']:.3f} > {PSI_WARNING}: the sent values drifted from the design's holdout",
+            "drift",
         )
     distinct, ratio = spread(recent)
     if spec is not None and spec.mode != "threshold" and recent.size and (distinct < 5 or not ratio >= 3):

@@ -12,6 +12,7 @@ or tokens — only counts, shares, values and Meta's error codes (their messages
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,6 +110,34 @@ def _ledger_rows(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         con.close()
 
 
+def _run_history(path: Path) -> tuple[pd.DataFrame, list[str]] | None:
+    """The ledger file's run history and `pltv status`'s warnings on it (:mod:`activation.history`, issue 13),
+    or ``None`` when this toolkit records none or no run was recorded yet."""
+    if importlib.util.find_spec("activation.history") is None:
+        return None
+    from activation.history import read_runs, run_warnings
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        runs = read_runs(con)
+    return (runs, run_warnings(runs)) if len(runs) else None
+
+
+def _history_table(runs: pd.DataFrame) -> str:
+    """The run history's trend (as `pltv status` shows it, without run ids)."""
+    frame = pd.DataFrame(
+        {
+            "run date": [f"{pd.Timestamp(d):%Y-%m-%d}" for d in runs["run_date"]],
+            "dry run": runs["dry_run"].astype(bool).to_numpy(),
+            "sent": runs["sent"].to_numpy(), "failed": runs["failed"].to_numpy(),
+            "unconfirmed": runs["unconfirmed"].to_numpy(), "expired": runs["expired"].to_numpy(),
+            "value p50": runs["value_p50"].to_numpy(), "PSI": runs["psi"].to_numpy(),
+            "EMQ-style estimate": runs["emq_estimate"].to_numpy(), "sent, 7 days": runs["volume_7d"].to_numpy(),
+            "expected/week": runs["expected_weekly"].to_numpy(),
+        }
+    )  # fmt: skip
+    return "<h3>Run history (what each run recorded)</h3>" + html_table(frame.tail(14), left=("run date",))
+
+
 def _source_users(
     options: ReportOptions, rows: pd.DataFrame, spec: EventSpec | None
 ) -> tuple[pd.DataFrame, list[str], Any, tuple[str, ...]]:
@@ -140,14 +169,11 @@ def _source_users(
 # --------------------------------------------------------------------------------------------------------
 
 
-def _signal(
-    section: Section, rows: pd.DataFrame, errors: list[dict[str, Any]], spec: EventSpec | None, chart: Charts
-) -> None:
-    flags = health.Flags()
+def _signal(section: Section, rows: pd.DataFrame, errors: list[dict[str, Any]], spec: EventSpec | None,
+            flags: health.Flags, chart: Charts) -> None:  # fmt: skip
     counts = health.outcome_counts(rows)
     volume = health.trailing_volume(rows) if not rows.empty else pd.Series(dtype=int)
     health.delivery_flags(flags, counts, volume, spec)
-    section.flags += flags.get("signal")
     if rows.empty:
         return
     from pltv import plots
@@ -190,14 +216,12 @@ def _signal(
 
 
 def _match(section: Section, rows: pd.DataFrame, users: pd.DataFrame, ids: list[str], options: ReportOptions,
-           chart: Charts) -> None:  # fmt: skip
+           flags: health.Flags, chart: Charts) -> None:  # fmt: skip
     if rows.empty or not (rows["state"] == "sent").any():
         section.unavailable = "no sent events in the ledger yet"
         return
     keys = health.match_keys(users, rows, id_columns=ids, default_region=options.default_region)
-    flags = health.Flags()
     health.match_flags(flags, keys)
-    section.flags += flags.get("match")
     from pltv import plots
 
     if len(keys.coverage.columns):
@@ -231,15 +255,15 @@ def _match(section: Section, rows: pd.DataFrame, users: pd.DataFrame, ids: list[
     )
 
 
-def _values(section: Section, rows: pd.DataFrame, spec: EventSpec | None, chart: Charts) -> None:
+def _values(
+    section: Section, rows: pd.DataFrame, spec: EventSpec | None, flags: health.Flags, chart: Charts
+) -> None:
     if rows.empty or not (rows["state"] == "sent").any():
         section.unavailable = "no sent events in the ledger yet"
         return
     drift = health.value_drift(rows, spec)
     recent = health.recent_values(rows)
-    flags = health.Flags()
     health.value_flags(flags, drift, spec, recent)
-    section.flags += flags.get("values")
     from pltv import plots
 
     section.body.append(
@@ -427,9 +451,17 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
     users, ids, data_end, user_columns = _source_users(options, rows, spec)
     chart = Charts()
     sections = {key: Section(key, title) for key, title in SECTIONS}
-    _signal(sections["signal"], rows, errors, spec, chart)
-    _match(sections["match"], rows, users, ids, options, chart)
-    _values(sections["values"], rows, spec, chart)
+    flags = health.Flags()
+    _signal(sections["signal"], rows, errors, spec, flags, chart)
+    _match(sections["match"], rows, users, ids, options, flags, chart)
+    _values(sections["values"], rows, spec, flags, chart)
+    history = _run_history(options.ledger_path)
+    if history is not None:  # issue 13's run history: the page flags what `pltv status` warns about
+        runs, warnings = history
+        flags.use_status_warnings(warnings)
+        sections["signal"].body.insert(0, _history_table(runs))
+    for key in ("signal", "match", "values"):
+        sections[key].flags[:0] = flags.get(key)
     calibration_section(sections["calibration"], rows, spec, data_end, source=options.source,
                         ledger_path=options.ledger_path, chart=chart)  # fmt: skip
     experiment_section(sections["experiment"], options.experiment, user_columns, source=options.source,

@@ -337,3 +337,21 @@ def test_values_breaking_metas_pltv_rules_are_flagged(world):
     flags = health.Flags()
     health.value_flags(flags, health.value_drift(rows, spec), spec, health.recent_values(rows))
     assert any("3 distinct values, max/min 1.4" in f for f in flags.get("values"))
+
+
+def test_status_warnings_replace_the_pages_own_flags_of_the_same_kind():
+    """With a run history, volume/delivery/coverage/drift flags are `pltv status`'s; the others stay."""
+    flags = health.Flags()
+    flags.add("signal", "12 events sent in the 7 days", "volume")
+    flags.add("signal", "3 event(s) pending", "")
+    flags.add("match", "em coverage 40%", "coverage")
+    flags.add("values", "PSI n/a: 12 events", "")
+    flags.use_status_warnings(["volume: 15 events sent in the 7 days to 2026-10-31", "drift: PSI 0.310"])
+    assert flags.get("signal") == [
+        "3 event(s) pending",
+        "pltv status: volume: 15 events sent in the 7 days to 2026-10-31",
+    ]
+    assert flags.get("match") == [] and flags.get("values") == [
+        "PSI n/a: 12 events",
+        "pltv status: drift: PSI 0.310",
+    ]
