@@ -16,6 +16,7 @@ Pure functions over the ledger's rows (:meth:`activation.ledger.Ledger.rows`) an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -205,7 +206,8 @@ class Flags:
             self.by_section[section] = [(k, m) for k, m in entries if k not in STATUS_KINDS]
         for warning in warnings:
             kind = warning.split(":", 1)[0]
-            self.add(_STATUS_SECTION.get(kind, "signal"), f"pltv status: {warning}", kind="status")
+            text = re.sub(r"\brun run-\d{8}-[0-9a-f]+", "the latest run", warning)  # no run ids on the page
+            self.add(_STATUS_SECTION.get(kind, "signal"), f"pltv status: {text}", kind="status")
 
 
 def volume_thresholds(spec: EventSpec | None) -> dict[str, float]:
