@@ -11,7 +11,8 @@ Pure functions over the ledger's rows (:meth:`activation.ledger.Ledger.rows`) an
 - :func:`match_keys` — per-key coverage and the EMQ-style estimate per send date, and invalid
   identifiers per key, from the same normalization and hashing the daily job uses
   (:func:`activation.identity.hash_identifiers`); hashes stay in memory, only counts come out;
-- :func:`flags` — what is off, each with its number.
+- :func:`delivery_flags`, :func:`match_flags`, :func:`value_flags` — what is off, each with its number, in a
+  :class:`Flags` (which defers to ``pltv status``'s own warnings where the toolkit keeps a run history).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 
 from activation import IdentityReport, estimate_match_quality, event_id_for, hash_identifiers
 from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
+from activation.design import LEARNING_EVENTS_PER_AD_SET_WEEK as LEARNING_EVENTS_PER_AD_SET
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
 from activation.identity import COLUMN_KEYS, HASHED_KEYS
 from activation.ledger import EXPIRED
@@ -32,7 +34,6 @@ from activation.report import population_stability_index
 from activation.spec import EventSpec
 
 WINDOW_DAYS = 7
-LEARNING_EVENTS_PER_AD_SET = 50  # Meta: ~50 optimization events per ad set per week to leave learning
 COVERAGE_DROP = 0.10  # a key's coverage more than 10 points below its trailing mean is flagged
 _ORDER = ("sent", "skipped", "failed", "unconfirmed", "expired", "pending")
 
