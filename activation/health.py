@@ -28,10 +28,11 @@ from activation import IdentityReport, estimate_match_quality, event_id_for, has
 from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
 from activation.design import LEARNING_EVENTS_PER_AD_SET_WEEK as LEARNING_EVENTS_PER_AD_SET
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
-from activation.identity import COLUMN_KEYS, HASHED_KEYS
 from activation.ledger import EXPIRED
+from activation.meta import HASHED_KEYS
 from activation.report import population_stability_index
 from activation.spec import EventSpec
+from pltv.contract import IDENTIFIER_KEYS
 
 WINDOW_DAYS = 7
 COVERAGE_DROP = 0.10  # a key's coverage more than 10 points below its trailing mean is flagged
@@ -166,7 +167,7 @@ def invalid_table(report: IdentityReport) -> pd.DataFrame:
     """The identifier map and its health, per ``user_data`` key with any input value: the source column it
     comes from, how it is sent (normalized + SHA-256, or as Meta requires it, unhashed), values present,
     usable, invalid, and the invalid ones by reason."""
-    column_of = {key: column for column, key in COLUMN_KEYS.items()}
+    column_of = {key: column for column, key in IDENTIFIER_KEYS.items()}
     rows = []
     for key, present in report.present.items():
         if not present:

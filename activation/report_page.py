@@ -29,7 +29,7 @@ from activation.report_html import Charts, Section, escape, html_table, render_p
 from activation.report_readouts import calibration_section, experiment_section
 from activation.spec import EventSpec, load_spec
 from pltv.config import ExperimentConfig, SourceConfig
-from pltv.sources import IDENTIFIERS
+from pltv.contract import MATCH_COLUMNS
 
 SECTIONS = (
     ("signal", "1. Signal health"),
@@ -149,7 +149,7 @@ def _source_users(
     from pltv.sources import open_source
 
     with open_source(options.source) as src:
-        ids = [c for c in dict.fromkeys((*IDENTIFIERS, "country")) if c in src.user_columns]
+        ids = [c for c in MATCH_COLUMNS if c in src.user_columns]
         select = ", ".join(f'"{c}"' for c in ["user_id", "signup_at", *ids])
         if rows.empty:
             users = src.con.execute(f"SELECT {select} FROM users LIMIT 0").df()

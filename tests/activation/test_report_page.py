@@ -29,7 +29,7 @@ from activation.sandbox import FaultConfig, Sandbox
 from activation.spec import load_spec
 from pltv.cli import app
 from pltv.config import Config, MlflowConfig, SourceConfig, TrainConfig
-from pltv.sources import IDENTIFIERS
+from pltv.contract import MATCH_COLUMNS
 from pltv.train import train
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -140,7 +140,7 @@ def test_page_carries_no_identifier_hash_or_token(world):
     users["event_id"] = [event_id_for(spec.spec_id, u) for u in users["user_id"]]
     sent = users[users["event_id"].isin(ledger["event_id"])]
     assert len(sent) > 100
-    hashed, _ = hash_identifiers(sent[[c for c in (*IDENTIFIERS, "country") if c in sent]])
+    hashed, _ = hash_identifiers(sent[[c for c in MATCH_COLUMNS if c in sent]])
     secrets = {TOKEN, spec.spec_id, *ledger["run_id"], *ledger["event_id"], *ledger["fbtrace_id"].dropna()}
     secrets |= set(sent["user_id"].astype(str))
     for column in ("email", "phone", "external_id", "fbc", "fbp", "client_ip_address", "client_user_agent"):
