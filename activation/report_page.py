@@ -22,12 +22,12 @@ import duckdb
 import pandas as pd
 
 from activation import health
-from activation.errors import LedgerError
 from activation.ledger import TABLE, Ledger
 from activation.redaction import redact
 from activation.report_html import Charts, Section, escape, html_table, render_page
 from activation.report_readouts import calibration_section, experiment_section
 from activation.spec import EventSpec, load_spec
+from activation.status import open_for_reading
 from pltv.config import ExperimentConfig, SourceConfig
 from pltv.contract import MATCH_COLUMNS
 
@@ -90,35 +90,38 @@ class Report:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _ledger_rows(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The ledger's rows and its most recent error groups, through a read-only connection (a running job's
-    lock is a clear error)."""
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        why = "is a run writing it?" if "lock" in str(exc).lower() else "it is not a DuckDB ledger file"
-        raise LedgerError(f"cannot open the ledger {path} ({type(exc).__name__}); {why}") from exc
+@dataclass
+class _LedgerView:
+    rows: pd.DataFrame  # Ledger.rows()
+    errors: list[dict[str, Any]]  # the most recent error groups
+    history: tuple[pd.DataFrame, list[str]] | None  # issue 13's run history and `pltv status`'s warnings
+    note: str  # non-empty when a run holds the ledger and this is the snapshot it left
+
+
+def _read_ledger(path: Path) -> _LedgerView:
+    """What the page needs from the ledger file, read as `pltv status` reads it: read-only, or through the
+    snapshot a running job left (:func:`activation.status.open_for_reading`)."""
+    con, note = open_for_reading(path)
     try:
         exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [TABLE]).fetchall()
         if not exists[0][0]:
             columns = ["event_id", "run_id", "spec_id", "model_version", "send_date", "event_name", "event_time",
                        "value", "state", "reason", "error_code", "error_subcode"]  # fmt: skip
-            return pd.DataFrame(columns=columns), []
+            return _LedgerView(pd.DataFrame(columns=columns), [], None, note)
         ledger = Ledger(con)
-        return ledger.rows(), ledger.summary(errors=8).last_errors
+        return _LedgerView(ledger.rows(), ledger.summary(errors=8).last_errors, _run_history(con), note)
     finally:
         con.close()
 
 
-def _run_history(path: Path) -> tuple[pd.DataFrame, list[str]] | None:
-    """The ledger file's run history and `pltv status`'s warnings on it (:mod:`activation.history`, issue 13),
-    or ``None`` when this toolkit records none or no run was recorded yet."""
+def _run_history(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, list[str]] | None:
+    """The run history and `pltv status`'s warnings on it (:mod:`activation.history`, issue 13), or ``None``
+    when this toolkit records none or no run was recorded yet."""
     if importlib.util.find_spec("activation.history") is None:
         return None
     from activation.history import read_runs, run_warnings
 
-    with duckdb.connect(str(path), read_only=True) as con:
-        runs = read_runs(con)
+    runs = read_runs(con)
     return (runs, run_warnings(runs)) if len(runs) else None
 
 
@@ -444,7 +447,8 @@ def _spectable(section: Section, spec: EventSpec | None) -> None:
 def build_report(options: ReportOptions, *, now: datetime | None = None) -> tuple[Report, str]:
     """Read the ledger, the source, the registry and the readouts; return the content and its HTML."""
     now = now or datetime.now(UTC)
-    rows, errors = _ledger_rows(options.ledger_path)
+    view = _read_ledger(options.ledger_path)
+    rows, errors = view.rows, view.errors
     spec = None
     if options.spec_path is not None:
         spec = load_spec(options.spec_path)
@@ -455,7 +459,7 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
     _signal(sections["signal"], rows, errors, spec, flags, chart)
     _match(sections["match"], rows, users, ids, options, flags, chart)
     _values(sections["values"], rows, spec, flags, chart)
-    history = _run_history(options.ledger_path)
+    history = view.history
     if history is not None:  # issue 13's run history: the page flags what `pltv status` warns about
         runs, warnings = history
         flags.use_status_warnings(warnings)
@@ -476,6 +480,8 @@ def build_report(options: ReportOptions, *, now: datetime | None = None) -> tupl
         "source data ends": f"{pd.Timestamp(data_end):%Y-%m-%d %H:%M} UTC" if data_end is not None else "n/a",
         "event": f"{spec.event_name} ({spec.mode}, send day {spec.send_day})" if spec else "no spec given",
     }
+    if view.note:
+        facts["ledger"] = view.note
     report = Report(generated_at=now, sections=sections, facts=facts)
     return report, render_page(sections.values(), facts, GOOD)
 

@@ -17,8 +17,9 @@ from activation.ledger import TABLE, Ledger
 from activation.runlock import holder, is_locked, snapshot_path
 
 
-def _open(path: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """A read-only connection to the ledger, or to the running job's snapshot; and a header line."""
+def open_for_reading(path: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A read-only connection to the ledger, or to the running job's snapshot; and a header line (what the
+    snapshot is, or empty). Also what `pltv report` reads through."""
     try:
         return duckdb.connect(str(path), read_only=True), ""
     except duckdb.Error as exc:
@@ -45,7 +46,7 @@ def _open(path: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
 
 def render_status(path: str | Path, *, days: int = 7) -> str:
     """Text report of the ``days`` most recent send dates of the ledger at ``path`` (opened read-only)."""
-    con, header = _open(Path(path))
+    con, header = open_for_reading(Path(path))
     try:
         tables = con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE table_name = ?", [TABLE]

@@ -67,7 +67,8 @@ def world(tmp_path_factory):
             "--out", str(out)]  # fmt: skip
     cli = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": uri})
     assert cli.exit_code == 0, cli.output
-    return {"root": root, "out": out, "ledger": ledger, "spec": load_spec(spec_path), "cli": cli.output}
+    return {"root": root, "out": out, "ledger": ledger, "spec": load_spec(spec_path), "spec_path": spec_path,
+            "uri": uri, "cli": cli.output}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -355,3 +356,37 @@ def test_status_warnings_replace_the_pages_own_flags_of_the_same_kind():
         "PSI n/a: 12 events",
         "pltv status: drift: PSI 0.310",
     ]
+
+
+_HOLD = """
+import sys, time, duckdb
+from activation.runlock import run_lock
+with run_lock(sys.argv[1], run_date="2026-10-31"):
+    con = duckdb.connect(sys.argv[1])
+    print("holding", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_page_is_written_beside_a_running_job_from_its_snapshot(world, tmp_path):
+    """While a run holds the ledger, the page reads the snapshot that run left, as `pltv status` does, and says so."""
+    import subprocess
+    import sys
+
+    from activation.report_page import ReportOptions, build_report
+    from activation.runlock import snapshot_path
+
+    ledger = tmp_path / "ledger.duckdb"
+    shutil.copy(world["ledger"], ledger)
+    shutil.copy(snapshot_path(world["ledger"]), snapshot_path(ledger))  # the last run's, as it left it
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(ledger)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "holding"
+        options = ReportOptions(source=SourceConfig(path=str(SAMPLE)), ledger_path=ledger,
+                                tracking_uri=world["uri"], spec_path=world["spec_path"], send_days=(1,))  # fmt: skip
+        report, _ = build_report(options)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "is writing the ledger" in report.facts["ledger"]
+    assert report.sections["match"].unavailable is None and report.sections["signal"].body
