@@ -7,7 +7,7 @@ Pure functions over the ledger's rows (:meth:`activation.ledger.Ledger.rows`) an
 - :func:`value_drift` — quantiles of the sent values and their PSI against the design's holdout
   (:func:`activation.report.population_stability_index`), over the trailing 7 days;
 - :func:`sent_users` — the users behind the sent events: the ledger keeps no user ids, so each event id is
-  recomputed from the source's users (:func:`activation.events.event_id_for`) and joined;
+  recomputed from the source's users, as the calibration readout does (:func:`activation.readout.match_users`);
 - :func:`match_keys` — per-key coverage and the EMQ-style estimate per send date, and invalid
   identifiers per key, from the same normalization and hashing the daily job uses
   (:func:`activation.identity.hash_identifiers`); hashes stay in memory, only counts come out;
@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from activation import IdentityReport, estimate_match_quality, event_id_for, hash_identifiers
+from activation import IdentityReport, estimate_match_quality, hash_identifiers
 from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
 from activation.design import LEARNING_EVENTS_PER_AD_SET_WEEK as LEARNING_EVENTS_PER_AD_SET
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
 from activation.ledger import EXPIRED
 from activation.meta import HASHED_KEYS
+from activation.readout import match_users
 from activation.report import population_stability_index
 from activation.spec import EventSpec
 from pltv.contract import IDENTIFIER_KEYS
@@ -109,15 +110,13 @@ def value_drift(rows: pd.DataFrame, spec: EventSpec | None) -> pd.DataFrame:
 
 def sent_users(users: pd.DataFrame, rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The users behind the ledger's sent events, one row per event (``users``' columns + ``send_date``),
-    and how many sent events matched no user of the source (a user deleted since, or another source)."""
+    and how many sent events matched no user of the source (a user deleted since, or another source).
+    The match is the calibration readout's (:func:`activation.readout.match_users`)."""
     sent = rows.loc[rows["state"] == "sent", ["event_id", "spec_id", "send_date"]]
-    ids = users["user_id"].astype(str).tolist()
-    parts = []
-    for spec_id in sent["spec_id"].unique():
-        keyed = users.assign(event_id=[event_id_for(spec_id, u) for u in ids])
-        parts.append(keyed.merge(sent[sent["spec_id"] == spec_id][["event_id", "send_date"]], on="event_id"))
-    matched = pd.concat(parts, ignore_index=True) if parts else users.iloc[:0].assign(send_date=pd.NaT)
-    return matched.drop(columns="event_id", errors="ignore"), int(len(sent) - len(matched))
+    matched = match_users(users[["user_id"]].astype({"user_id": str}), sent)
+    found = matched[matched["user_id"].notna()]
+    frame = found[["user_id", "send_date"]].merge(users.astype({"user_id": str}), on="user_id")
+    return frame, int(len(sent) - len(found))
 
 
 @dataclass

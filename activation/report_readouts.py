@@ -122,9 +122,8 @@ def experiment_section(section: Section, arms: ExperimentConfig, user_columns: t
     if importlib.util.find_spec("pltv.experiment") is None:
         section.unavailable = "no readout available: this version of the toolkit has no experiment readout"
         return
-    from pltv.experiment import ExperimentOptions, experiment_readout
-
     from pltv.errors import PltvError
+    from pltv.experiment import ExperimentOptions, experiment_readout
 
     try:
         readout = experiment_readout(

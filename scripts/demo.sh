@@ -63,7 +63,7 @@ pltv readout calibration --source "$SOURCE" --ledger "$OUT/ledger.duckdb"
 step "10. Readout: an acquisition experiment (a sample whose pLTV arm earns +25 %), lift with its 95 % interval"
 pltv sample-data --out "$OUT/experiment" --experiment-lift 0.25
 pltv readout experiment --source "$OUT/experiment" --arm-column acq_arm --treatment treatment --control control
-step "9. One page for the team (pltv report): self-contained HTML, open it from disk in any browser"
+step "11. One page for the team (pltv report): self-contained HTML, open it from disk in any browser"
 pltv report --source "$SOURCE" --ledger "$OUT/ledger.duckdb" --spec "$OUT/eventspec.json" --out "$OUT/report.html"
 step "Done. What the demo left behind:"
 echo "  spec:        $OUT/eventspec.json"
