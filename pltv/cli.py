@@ -61,6 +61,33 @@ def _config(path: Path | None) -> Config:
         raise _fail(exc) from exc
 
 
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where features are computed: duckdb (in process) or spark (Spark SQL; needs the [spark] extra, Java 17).",
+    ),
+]
+SparkMasterOpt = Annotated[
+    str | None, typer.Option("--spark-master", help="Spark master URL for --engine spark (default local[*]).")
+]
+
+
+def _feature_engine(engine: str, source, spark_master: str | None):
+    """``None`` for DuckDB, else a :class:`pltv.spark.SparkEngine` on the source (errors exit 2)."""
+    from pltv.errors import ConfigError
+
+    if engine == "duckdb":
+        if spark_master is not None:
+            raise ConfigError("--spark-master needs --engine spark")
+        return None
+    if engine != "spark":
+        raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
+    from pltv.spark import SparkEngine
+
+    return SparkEngine(source, master=spark_master)
+
+
 @app.command("sample-data")
 def sample_data(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (users/transactions/events).")],
@@ -207,6 +234,8 @@ def train_command(
         ),
     ] = None,
     config: ConfigOpt = None,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
 ) -> None:
     """Train one pLTV model per send day, evaluate it out of time, log and register it in MLflow."""
     from pltv.config import parse_send_days
@@ -221,6 +250,7 @@ def train_command(
         horizon = horizon_days or cfg.train.horizon_days
         if as_of is not None:
             parse_date(as_of, "--as-of")
+        feature_engine = _feature_engine(engine, cfg.source, spark_master)
         with Progress.for_stream(sys.stdout) as progress:
             result = train(
                 cfg.source,
@@ -232,6 +262,7 @@ def train_command(
                 model_name=model_name or cfg.mlflow.model_name,
                 promote=promote,
                 progress=progress,
+                feature_engine=feature_engine,
             )
     except PltvError as exc:
         raise _fail(exc) from exc
@@ -549,6 +580,130 @@ def report(
     typer.echo(f"wrote {written} ({written.stat().st_size / 1e6:.2f} MB): {len(flags)} flag(s)")
     for flag in flags:
         typer.echo(f"  {flag}")
+
+
+@app.command("sql")
+def sql_command(
+    dialect: Annotated[
+        str, typer.Option("--dialect", help="duckdb, spark, databricks, bigquery or snowflake.")
+    ],
+    send_day: Annotated[int, typer.Option("--send-day", min=0, help="Days after signup the features see.")],
+    population: Annotated[
+        str,
+        typer.Option(
+            "--population", help="matured (training), reached (scoring), send_window (daily) or all."
+        ),
+    ] = "matured",
+    horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, help="Label window in days.")] = 365,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Data complete before this UTC date (else bind it yourself)."),
+    ] = None,
+    event_names: Annotated[
+        str | None,
+        typer.Option("--event-names", help="Comma-separated event names to count (default: the model's)."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="NAME@ALIAS or NAME/VERSION whose event names and columns to use."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print the feature (and label) SQL for a warehouse or Spark, with the parameters to bind."""
+    from pltv.errors import ConfigError
+    from pltv.features import CATEGORICALS
+    from pltv.sql_render import DIALECTS, render_features
+
+    cfg = _config(config)
+    try:
+        if dialect not in DIALECTS:
+            raise ConfigError(f"--dialect must be one of {', '.join(DIALECTS)}, got {dialect!r}")
+        when = parse_date(as_of, "--as-of") if as_of else None
+        categoricals = tuple(dict.fromkeys((*CATEGORICALS, *cfg.source.extra_categoricals)))
+        names = [n.strip() for n in event_names.split(",") if n.strip()] if event_names else []
+        if model is not None or not event_names:
+            from pltv.registry import load_model
+            from pltv.score import parse_model_ref, resolve_version
+
+            ref = parse_model_ref(model, template=cfg.mlflow.model_name, send_day=send_day)
+            if model is not None or _store_exists(cfg.mlflow.tracking_uri):
+                try:
+                    pyfunc = load_model(
+                        cfg.mlflow.tracking_uri, ref.name, resolve_version(cfg.mlflow.tracking_uri, ref)
+                    )
+                except PltvError:
+                    if model is not None:
+                        raise
+                else:
+                    names = names or pyfunc.event_names
+                    categoricals = tuple(pyfunc.categoricals)
+        rendered = render_features(
+            dialect, send_day=send_day, as_of=when, horizon_days=horizon_days, population=population,
+            event_names=names, categoricals=categoricals,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    except PltvError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        rendered.text(f"pLTV features and labels, send day {send_day}, population {population}"), nl=False
+    )
+
+
+def _store_exists(tracking_uri: str) -> bool:
+    from pltv.tracking import sqlite_path
+
+    db = sqlite_path(tracking_uri)
+    return db is None or db.is_file()
+
+
+@app.command("score")
+def score_command(
+    send_day: Annotated[int, typer.Option("--send-day", min=0, help="The model's send day.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet to write (a folder of part files with Spark).")],
+    source: SourceOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="NAME@ALIAS or NAME/VERSION (default: the send day's champion)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Data complete before this UTC date (default: the day after the data ends)."
+        ),
+    ] = None,
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Score every user who reached the send day; write user_id, predicted_ltv, model_version as Parquet.
+
+    Exit codes: 0 written; 2 nothing written (missing model, source or option).
+    """
+    from pltv.errors import ConfigError
+    from pltv.score import parse_model_ref, score
+
+    cfg = _config(config).replace("source", path=source)
+    try:
+        if engine not in ("duckdb", "spark"):
+            raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
+        if spark_master is not None and engine != "spark":
+            raise ConfigError("--spark-master needs --engine spark")
+        when = parse_date(as_of, "--as-of") if as_of else None
+        ref = parse_model_ref(model, template=cfg.mlflow.model_name, send_day=send_day)
+        if engine == "spark":
+            from pltv.spark import check_spark_runtime
+
+            check_spark_runtime()
+        result = score(
+            cfg.source, send_day=send_day, out=out, tracking_uri=cfg.mlflow.tracking_uri, model=ref,
+            as_of=when, engine=engine, spark_master=spark_master,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise _fail(exc) from exc
+    except PltvError as exc:
+        raise _fail(exc) from exc
+    typer.echo(result.render())
 
 
 def main() -> None:

@@ -5,14 +5,24 @@
 -- Labels, NULL unless the user has matured (signup_at + $horizon_days days <= $as_of):
 --   actual_ltv    = net revenue in [signup_at, signup_at + $horizon_days days)
 --   actual_future = net revenue in [signup_at + $send_day days, signup_at + $horizon_days days)
--- Units: revenue in the source currency (refunds negative), durations in hours, counts.
+-- Units: revenue in the source currency (refunds negative; summed to 6 decimals), durations in hours, counts.
 --
 -- Bound parameters: $send_day INTEGER, $horizon_days INTEGER, $as_of TIMESTAMP,
---   $population VARCHAR ('matured' | 'send_window' | 'all'), $send_from / $send_to TIMESTAMP
---   (send_window: signup_at + $send_day days in [$send_from, $send_to)), $event_names VARCHAR[].
+--   $population VARCHAR ('matured' | 'reached' | 'send_window' | 'all'; checked by pltv.features),
+--   $send_from / $send_to TIMESTAMP (send_window: signup_at + $send_day days in [$send_from, $send_to)),
+--   $event_1 .. $event_n VARCHAR (the event names counted as features).
 -- Templated by pltv.features (allow-listed only, never data values):
 --   the attributes placeholder: quoted user columns checked against the users table (or NULL::VARCHAR);
---   the event_counts placeholder: count(*) FILTER (WHERE event_name = $event_names[i]) AS event_i, i = 1..n
+--   attribute_columns: the same names selected from the population; event_counts / event_columns:
+--   count(CASE WHEN event_name = $event_i THEN 1 END) AS event_i, and ef.event_i, i = 1..n.
+--
+-- Portable subset: pltv.sql_render renders this file for Spark, Databricks, BigQuery and Snowflake with
+-- sqlglot. Only two DuckDB functions are rewritten there, per dialect: `ts + to_days(n)` and
+-- `epoch_us(ts)` (microseconds since 1970 as BIGINT). Everything else is written in constructs sqlglot
+-- transpiles correctly: no FILTER, EXCLUDE, isodow, greatest, any_value, error() or INTERVAL parameters;
+-- divisions are DOUBLE / integer literal (a decimal literal becomes DECIMAL in Spark). Revenue is summed
+-- as DECIMAL(18, 6), exactly, then cast to DOUBLE: a sum of doubles depends on the order rows arrive in,
+-- which differs between engines (and between DuckDB runs with several threads) in the last bit.
 WITH population AS (
     SELECT
         u.user_id,
@@ -30,10 +40,11 @@ selected AS (
     FROM population
     WHERE CASE CAST($population AS VARCHAR)
         WHEN 'matured' THEN horizon_end <= CAST($as_of AS TIMESTAMP)
+        WHEN 'reached' THEN send_at <= CAST($as_of AS TIMESTAMP)
         WHEN 'send_window' THEN send_at >= CAST($send_from AS TIMESTAMP)
             AND send_at < CAST($send_to AS TIMESTAMP)
         WHEN 'all' THEN true
-        ELSE error('population must be matured, send_window or all')
+        ELSE false
     END
 ),
 
@@ -49,17 +60,19 @@ window_transactions AS (
 transaction_features AS (
     SELECT
         user_id,
-        coalesce(sum(revenue) FILTER (WHERE revenue > 0), 0) AS early_gross_revenue,
-        coalesce(-sum(revenue) FILTER (WHERE revenue < 0), 0) AS early_refunds,
-        sum(revenue) AS early_net_revenue,
-        count(*) FILTER (WHERE revenue > 0) AS early_purchases,
-        count(*) FILTER (WHERE revenue < 0) AS early_refund_count,
-        coalesce(max(revenue) FILTER (WHERE revenue > 0), 0) AS early_max_purchase,
-        epoch(min(occurred_at) FILTER (WHERE revenue > 0) - any_value(signup_at)) / 3600
-            AS hours_to_first_purchase,
+        coalesce(CAST(sum(CASE WHEN revenue > 0 THEN CAST(revenue AS DECIMAL(18, 6)) END) AS DOUBLE), 0)
+            AS early_gross_revenue,
+        coalesce(-CAST(sum(CASE WHEN revenue < 0 THEN CAST(revenue AS DECIMAL(18, 6)) END) AS DOUBLE), 0)
+            AS early_refunds,
+        CAST(sum(CAST(revenue AS DECIMAL(18, 6))) AS DOUBLE) AS early_net_revenue,
+        count(CASE WHEN revenue > 0 THEN 1 END) AS early_purchases,
+        count(CASE WHEN revenue < 0 THEN 1 END) AS early_refund_count,
+        coalesce(max(CASE WHEN revenue > 0 THEN revenue END), 0) AS early_max_purchase,
+        CAST(epoch_us(min(CASE WHEN revenue > 0 THEN occurred_at END)) - epoch_us(signup_at) AS DOUBLE)
+            / 1000000 / 3600 AS hours_to_first_purchase,
         max(occurred_at) AS last_transaction_at
     FROM window_transactions
-    GROUP BY user_id
+    GROUP BY user_id, signup_at
 ),
 
 window_events AS (
@@ -82,20 +95,25 @@ event_features AS (
 ),
 
 activity_days AS (
-    SELECT user_id, count(DISTINCT floor(epoch(occurred_at - signup_at) / 86400)) AS early_active_days
+    SELECT
+        user_id,
+        count(DISTINCT floor(CAST(epoch_us(occurred_at) - epoch_us(signup_at) AS DOUBLE) / 1000000 / 86400))
+            AS early_active_days
     FROM (
         SELECT user_id, signup_at, occurred_at FROM window_transactions
         UNION ALL
         SELECT user_id, signup_at, occurred_at FROM window_events
-    )
+    ) AS activity
     GROUP BY user_id
 ),
 
 labels AS (
     SELECT
         s.user_id,
-        sum(t.revenue) AS actual_ltv,
-        coalesce(sum(t.revenue) FILTER (WHERE t.occurred_at >= s.send_at), 0) AS actual_future
+        CAST(sum(CAST(t.revenue AS DECIMAL(18, 6))) AS DOUBLE) AS actual_ltv,
+        coalesce(
+            CAST(sum(CASE WHEN t.occurred_at >= s.send_at THEN CAST(t.revenue AS DECIMAL(18, 6)) END) AS DOUBLE), 0
+        ) AS actual_future
     FROM selected AS s
     JOIN transactions AS t
         ON t.user_id = s.user_id
@@ -108,8 +126,13 @@ labels AS (
 
 final AS (
     SELECT
-        s.* EXCLUDE (cutoff, horizon_end),
-        isodow(s.signup_at) AS signup_weekday,
+        s.user_id,
+        s.signup_at,
+        s.send_at,
+        {attribute_columns}
+        -- ISO weekday (Monday 1 .. Sunday 7): day 0 of the epoch, 1970-01-01, was a Thursday (4)
+        CAST((CAST(floor(CAST(epoch_us(s.signup_at) AS DOUBLE) / 1000000 / 86400) AS BIGINT) % 7 + 10) % 7 + 1
+            AS INTEGER) AS signup_weekday,
         hour(s.signup_at) AS signup_hour,
         coalesce(tf.early_gross_revenue, 0) AS early_gross_revenue,
         coalesce(tf.early_refunds, 0) AS early_refunds,
@@ -120,9 +143,15 @@ final AS (
         coalesce(tf.early_max_purchase, 0) AS early_max_purchase,
         tf.hours_to_first_purchase,
         coalesce(ad.early_active_days, 0) AS early_active_days,
-        epoch(s.cutoff - greatest(tf.last_transaction_at, ef.last_event_at)) / 3600 AS hours_since_last_activity,
+        CAST(
+            epoch_us(s.cutoff) - CASE
+                WHEN ef.last_event_at IS NULL OR tf.last_transaction_at >= ef.last_event_at
+                    THEN epoch_us(tf.last_transaction_at)
+                ELSE epoch_us(ef.last_event_at)
+            END AS DOUBLE
+        ) / 1000000 / 3600 AS hours_since_last_activity,
         coalesce(ef.early_events, 0) AS early_events,
-        ef.* EXCLUDE (user_id, early_events, last_event_at),
+        {event_columns}
         CASE WHEN s.horizon_end <= CAST($as_of AS TIMESTAMP) THEN coalesce(l.actual_ltv, 0) END AS actual_ltv,
         CASE WHEN s.horizon_end <= CAST($as_of AS TIMESTAMP) THEN coalesce(l.actual_future, 0) END
             AS actual_future
