@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	@echo "== upgrading pip"
 	@$(QUIET_PIP) --upgrade pip
-	@echo "== installing pltv-toolkit and its dev tools (pytest, ruff, JupyterLab) into $(VENV): 1-3 min with a warm pip cache, more on a cold one"
-	@$(QUIET_PIP) -e '.[dev]'
+	@echo "== installing pltv-toolkit and its dev tools (pytest, ruff, JupyterLab, pyspark) into $(VENV): 1-3 min with a warm pip cache, more on a cold one"
+	@$(QUIET_PIP) -e '.[dev,spark]'
 	@touch $(STAMP)
 	@echo "== installed: $(BIN)/pltv, $(BIN)/pytest, $(BIN)/jupyter"
 

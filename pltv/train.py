@@ -341,6 +341,7 @@ def train(
     test_fraction: float = 0.2,
     progress: Progress | Callable[[str], None] | None = None,
     now: datetime | None = None,
+    feature_engine=None,
 ) -> TrainResult:
     """Train, evaluate and (with a ``tracking_uri``) log and register one model per send day.
 
@@ -350,6 +351,8 @@ def train(
     anything is logged or registered. ``now`` (default: the wall clock) bounds the default ``as_of``
     (:func:`complete_until`). ``progress``: a :class:`~pltv.progress.Progress` (stages with counts and
     ETA), a line writer, or ``None`` (silent).
+    ``feature_engine`` (e.g. :class:`pltv.spark.SparkEngine`) computes the features instead of the
+    source's DuckDB connection, from the same SQL; the source is still validated here.
     """
     from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
@@ -386,7 +389,8 @@ def train(
         results = []
         for d in send_days:  # every send day is fitted before anything is logged or registered
             with progress.stage(f"send day {d}: features", unit="users") as stage:
-                frame = build_features(
+                builder = build_features if feature_engine is None else feature_engine.build_features
+                frame = builder(
                     src.con, send_day=d, as_of=as_of, horizon_days=horizon_days, categoricals=categoricals
                 )
                 stage.advance(len(frame))

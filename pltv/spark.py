@@ -1,0 +1,308 @@
+"""The Spark engine: the same feature SQL, rendered for Spark SQL, and scoring on the executors.
+
+``pltv train --engine spark`` and ``pltv score --engine spark`` use it; on Databricks, pass the existing
+session. Nothing here re-implements a feature: :class:`SparkEngine` registers the source's tables as the
+canonical views (``users``, ``transactions``, ``events``), runs :func:`pltv.sql_render.render_features`'s
+Spark rendering with bound parameters, and scores with ``mlflow.pyfunc.spark_udf`` (numeric features cast
+to DOUBLE first: Spark counts are BIGINT, and the model's signature, float64, refuses them).
+
+A source for Spark is a Parquet export folder of the same contract (``users.parquet`` or ``users/`` part
+files, ``transactions``, optional ``events``), with the column mapping of ``[source.columns.*]``. The row
+cleaning of :mod:`pltv.sources` is applied in Spark SQL: one row per ``transaction_id``, no rows for
+unknown users, before ``signup_at``, without a timestamp/revenue/event name, or later than now + 1 hour.
+Contract checks that need a single pass over a table (duplicate ``user_id``, unparseable values, mixed
+currencies) are ``pltv inspect``'s job; run it on an export before its first Spark job.
+
+pyspark is an optional extra (``pip install 'pltv-toolkit[spark]'``) and needs Java 17 or newer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from pltv.config import SourceConfig
+from pltv.errors import PltvError, SchemaError, SourceError
+from pltv.features import (
+    CATEGORICALS,
+    MAX_EVENT_NAMES,
+    event_columns,
+    finish_frame,
+    to_utc_naive,
+)
+from pltv.sources import CLOCK_SKEW, REQUIRED
+from pltv.sql_render import render_event_names, render_features
+
+MIN_JAVA = 17
+# pyspark 4.x warns on every conversion that it "does not yet fully support pandas >= 3"; the engine only
+# moves flat numeric/string/timestamp columns, which the parity tests check value by value.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+TABLES = ("users", "transactions", "events")
+
+
+class EngineError(PltvError, RuntimeError):
+    """The Spark engine cannot start (no pyspark, no Java 17) or cannot read the source."""
+
+
+def java_major(java: str | None = None) -> int | None:
+    """The major version of ``java`` on PATH (or ``$JAVA_HOME``'s), ``None`` when there is none."""
+    home = os.environ.get("JAVA_HOME")
+    exe = java or (str(Path(home) / "bin" / "java") if home else None) or shutil.which("java")
+    if exe is None or not Path(exe).exists():
+        return None
+    try:
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+def check_spark_runtime() -> None:
+    """Raise :class:`EngineError` with what to install when pyspark or Java 17+ is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise EngineError(
+            "--engine spark needs pyspark: pip install 'pltv-toolkit[spark]' (or `make test`, which installs it)"
+        ) from exc
+    major = java_major()
+    if major is None:
+        raise EngineError(
+            f"--engine spark needs Java {MIN_JAVA} or newer and found none (no `java` on PATH or in "
+            "$JAVA_HOME): install it, e.g. `apt-get install openjdk-17-jre-headless`, or use --engine duckdb"
+        )
+    if major < MIN_JAVA:
+        raise EngineError(
+            f"--engine spark needs Java {MIN_JAVA} or newer, found Java {major}: install Java {MIN_JAVA} and "
+            "point JAVA_HOME at it, or use --engine duckdb"
+        )
+
+
+def spark_session(master: str | None = None):
+    """A Spark session for the engine: ``local[*]`` unless ``master`` says otherwise, UTC session time."""
+    check_spark_runtime()
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("pltv").config("spark.sql.session.timeZone", "UTC")
+    if master is not None or not SparkSession.getActiveSession():
+        builder = builder.master(master or "local[*]")
+        builder = builder.config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+        builder = builder.config("spark.sql.shuffle.partitions", "8")
+        # local Python workers run this interpreter (the venv with the model's libraries), not `python3`:
+        # pyspark reads only the environment for it, when the context starts
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        builder = builder.config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+    spark = builder.getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _locate(folder: Path, table: str) -> str | None:
+    single = folder / f"{table}.parquet"
+    parts = folder / table
+    if single.is_file() and parts.is_dir():
+        raise SourceError(f"folder {folder} holds table '{table}' twice ({table}.parquet and {table}/)")
+    if single.is_file():
+        return str(single)
+    if parts.is_dir():
+        if not any(parts.rglob("*.parquet")):
+            raise SourceError(
+                f"folder {parts} holds no Parquet part files; the Spark engine reads Parquet exports only"
+            )
+        return str(parts)
+    if (folder / f"{table}.csv").is_file():
+        raise SourceError(
+            f"table '{table}' in {folder} is CSV; the Spark engine reads Parquet exports (or use --engine duckdb)"
+        )
+    return None
+
+
+def _mapped(spark, path: str, mapping: dict[str, str], table: str):
+    frame = spark.read.parquet(path)
+    for source_col, canonical in mapping.items():
+        if source_col in frame.columns:
+            frame = frame.withColumnRenamed(source_col, canonical)
+    missing = [c for c in REQUIRED[table] if c not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"table '{table}' in {path} lacks column(s) {missing} (has: {', '.join(frame.columns)}); map them "
+            f"in [source.columns.{table}] of pltv.toml"
+        )
+    return frame
+
+
+class SparkEngine:
+    """Canonical ``users``/``transactions``/``events`` views in a Spark session, from a Parquet export.
+
+    :meth:`build_features` has :func:`pltv.features.build_features`'s signature (its first argument, a
+    DuckDB connection, is ignored), so training can take either engine's features.
+    """
+
+    def __init__(self, source: SourceConfig | str | Path, *, spark=None, master: str | None = None):
+        self.config = source if isinstance(source, SourceConfig) else SourceConfig(path=str(source))
+        self.spark = spark if spark is not None else spark_session(master)
+        self.path = Path(self.config.path).expanduser()
+        if not self.path.is_dir():
+            raise SourceError(
+                f"the Spark engine reads a Parquet export folder; {self.path} is not a folder (use --engine duckdb "
+                "for a DuckDB file)"
+            )
+        self.user_columns = self._register()
+
+    def _register(self) -> tuple[str, ...]:
+        spark, found = self.spark, {}
+        for table in TABLES:
+            path = _locate(self.path, table)
+            if path is not None:
+                mapping = dict(self.config.columns.get(table, {}))
+                _mapped(spark, path, mapping, table).createOrReplaceTempView(f"pltv_raw_{table}")
+                found[table] = path
+        missing = [t for t in ("users", "transactions") if t not in found]
+        if missing:
+            raise SourceError(f"source {self.path} has no table(s) {missing} as Parquet")
+        cutoff = f"{datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:%Y-%m-%d %H:%M:%S}"
+        raw_users = spark.table("pltv_raw_users").columns
+        rest = [f"`{c}`" for c in raw_users if c not in ("user_id", "signup_at")]
+        spark.sql(
+            "CREATE OR REPLACE TEMP VIEW users AS SELECT CAST(user_id AS STRING) AS user_id, "
+            f"CAST(signup_at AS TIMESTAMP) AS signup_at{''.join(', ' + c for c in rest)} FROM pltv_raw_users "
+            "WHERE user_id IS NOT NULL AND signup_at IS NOT NULL"
+        )
+        tx_cols = spark.table("pltv_raw_transactions").columns
+        tx_id = "CAST(transaction_id AS STRING)" if "transaction_id" in tx_cols else "CAST(NULL AS STRING)"
+        spark.sql(
+            f"""
+            CREATE OR REPLACE TEMP VIEW transactions AS
+            WITH typed AS (
+                SELECT CAST(user_id AS STRING) AS user_id, CAST(occurred_at AS TIMESTAMP) AS occurred_at,
+                       CAST(revenue AS DOUBLE) AS revenue, {tx_id} AS transaction_id
+                FROM pltv_raw_transactions
+            ),
+            ranked AS (
+                SELECT *, row_number() OVER (
+                    PARTITION BY coalesce(transaction_id, uuid()) ORDER BY occurred_at, revenue
+                ) AS copy
+                FROM typed
+            )
+            SELECT t.user_id, t.occurred_at, t.revenue, t.transaction_id
+            FROM ranked AS t JOIN users AS u ON u.user_id = t.user_id
+            WHERE t.copy = 1 AND t.occurred_at IS NOT NULL AND t.revenue IS NOT NULL
+                AND t.occurred_at <= CAST('{cutoff}' AS TIMESTAMP) AND t.occurred_at >= u.signup_at
+            """
+        )
+        if "events" in found:
+            events = f"""
+                SELECT CAST(e.user_id AS STRING) AS user_id, CAST(e.occurred_at AS TIMESTAMP) AS occurred_at,
+                       CAST(e.event_name AS STRING) AS event_name
+                FROM pltv_raw_events AS e JOIN users AS u ON u.user_id = CAST(e.user_id AS STRING)
+                WHERE e.occurred_at IS NOT NULL AND e.event_name IS NOT NULL
+                    AND CAST(e.occurred_at AS TIMESTAMP) <= CAST('{cutoff}' AS TIMESTAMP)
+                    AND CAST(e.occurred_at AS TIMESTAMP) >= u.signup_at
+            """
+        else:
+            events = (
+                "SELECT CAST(NULL AS STRING) AS user_id, CAST(NULL AS TIMESTAMP) AS occurred_at, "
+                "CAST(NULL AS STRING) AS event_name WHERE false"
+            )
+        spark.sql(f"CREATE OR REPLACE TEMP VIEW events AS {events}")
+        return tuple(spark.table("users").columns)
+
+    def data_end(self) -> datetime | None:
+        """The latest timestamp in any table (``pltv.sources``' ``data_end``), naive UTC."""
+        row = self.spark.sql(
+            "SELECT greatest(coalesce((SELECT max(signup_at) FROM users), TIMESTAMP '1970-01-01 00:00:00'), "
+            "coalesce((SELECT max(occurred_at) FROM transactions), TIMESTAMP '1970-01-01 00:00:00'), "
+            "coalesce((SELECT max(occurred_at) FROM events), TIMESTAMP '1970-01-01 00:00:00')) AS data_end"
+        ).collect()[0]
+        return None if row["data_end"] is None else to_utc_naive(row["data_end"])
+
+    def _sql(self, rendered):
+        args = {
+            k: f"{v:%Y-%m-%d %H:%M:%S.%f}" if isinstance(v, datetime) else v
+            for k, v in rendered.params.items()
+        }
+        return self.spark.sql(rendered.sql, args=args)
+
+    def discover_event_names(self, *, as_of, limit: int = MAX_EVENT_NAMES) -> list[str]:
+        """``event_names.sql`` on Spark: the counted event names, most frequent first."""
+        rows = self._sql(render_event_names("spark", as_of=as_of, limit=limit)).collect()
+        return [row["event_name"] for row in rows]
+
+    def _raw(
+        self,
+        *,
+        send_day: int,
+        as_of,
+        horizon_days: int = 365,
+        population: str = "matured",
+        send_from=None,
+        send_to=None,
+        event_names: Sequence[str],
+        categoricals: Sequence[str] = CATEGORICALS,
+    ):
+        """The rendered query's result as a Spark DataFrame (event counts still named ``event_<i>``)."""
+        absent = [c for c in categoricals if c not in self.user_columns]
+        if absent:  # the DuckDB path reads a missing default attribute as NULL: the same here
+            view = ", ".join(f"CAST(NULL AS STRING) AS `{c}`" for c in absent)
+            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW users AS SELECT *, {view} FROM users")
+            self.user_columns = tuple(self.spark.table("users").columns)
+        rendered = render_features(
+            "spark", send_day=send_day, as_of=as_of, horizon_days=horizon_days, population=population,
+            send_from=send_from, send_to=send_to, event_names=list(event_names), categoricals=categoricals,
+        )  # fmt: skip
+        return self._sql(rendered)
+
+    def features(self, *, event_names: Sequence[str], **window):
+        """The features as a Spark DataFrame, event counts named ``event__<name>`` (for scoring)."""
+        frame = self._raw(event_names=event_names, **window)
+        for i, name in enumerate(event_columns(list(event_names)), start=1):
+            frame = frame.withColumnRenamed(f"event_{i}", name)
+        return frame
+
+    def build_features(self, con=None, *, event_names: Sequence[str] | None = None, **window) -> pd.DataFrame:
+        """:func:`pltv.features.build_features` computed by Spark SQL, collected as the same pandas frame."""
+        as_of = to_utc_naive(window["as_of"])
+        if event_names is None:
+            event_names = self.discover_event_names(as_of=as_of)
+        event_names = list(event_names)
+        categoricals = tuple(window.pop("categoricals", CATEGORICALS))
+        pdf = self._raw(event_names=event_names, categoricals=categoricals, **window).toPandas()
+        for col in ("signup_at", "send_at"):
+            pdf[col] = pd.to_datetime(pdf[col]).astype("datetime64[us]")
+        return finish_frame(
+            pdf, event_names=event_names, categoricals=categoricals, send_day=window["send_day"], as_of=as_of
+        )
+
+
+def score_frame(features, *, model_uri: str, feature_names: Sequence[str], categoricals: Sequence[str]):
+    """``features`` (a Spark DataFrame) with ``predicted_ltv`` from the registered pyfunc, on the executors."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    spark = features.sparkSession
+    udf = mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")
+    cols = []
+    for name in feature_names:
+        if name in categoricals:
+            cols.append(F.col(f"`{name}`").cast("string").alias(name))
+        else:  # counts are BIGINT; the model's signature is float64 and refuses int64
+            cols.append(F.col(f"`{name}`").cast("double").alias(name))
+    return features.withColumn("predicted_ltv", udf(F.struct(*cols)))
+
+
+__all__ = ["EngineError", "SparkEngine", "check_spark_runtime", "java_major", "score_frame", "spark_session"]
