@@ -178,11 +178,12 @@ class SparkEngine:
         cutoff = f"{datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:%Y-%m-%d %H:%M:%S}"
         raw_users = spark.table("pltv_raw_users").columns
         rest = [f"`{c}`" for c in raw_users if c not in ("user_id", "signup_at")]
-        spark.sql(
-            "CREATE OR REPLACE TEMP VIEW users AS SELECT CAST(user_id AS STRING) AS user_id, "
+        self._users_sql = (
+            "SELECT CAST(user_id AS STRING) AS user_id, "
             f"CAST(signup_at AS TIMESTAMP) AS signup_at{''.join(', ' + c for c in rest)} FROM pltv_raw_users "
             "WHERE user_id IS NOT NULL AND signup_at IS NOT NULL"
         )
+        spark.sql(f"CREATE OR REPLACE TEMP VIEW users AS {self._users_sql}")
         tx_cols = spark.table("pltv_raw_transactions").columns
         tx_id = "CAST(transaction_id AS STRING)" if "transaction_id" in tx_cols else "CAST(NULL AS STRING)"
         spark.sql(
@@ -258,8 +259,9 @@ class SparkEngine:
         """The rendered query's result as a Spark DataFrame (event counts still named ``event_<i>``)."""
         absent = [c for c in categoricals if c not in self.user_columns]
         if absent:  # the DuckDB path reads a missing default attribute as NULL: the same here
-            view = ", ".join(f"CAST(NULL AS STRING) AS `{c}`" for c in absent)
-            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW users AS SELECT *, {view} FROM users")
+            nulls = "".join(f", CAST(NULL AS STRING) AS `{c}`" for c in absent)
+            self._users_sql = self._users_sql.replace(" FROM pltv_raw_users", f"{nulls} FROM pltv_raw_users")
+            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW users AS {self._users_sql}")
             self.user_columns = tuple(self.spark.table("users").columns)
         rendered = render_features(
             "spark", send_day=send_day, as_of=as_of, horizon_days=horizon_days, population=population,
