@@ -7,7 +7,9 @@ Spark rendering with bound parameters, and scores with ``mlflow.pyfunc.spark_udf
 to DOUBLE first: Spark counts are BIGINT, and the model's signature, float64, refuses them).
 
 A source for Spark is a Parquet export folder of the same contract (``users.parquet`` or ``users/`` part
-files, ``transactions``, optional ``events``), with the column mapping of ``[source.columns.*]``. The row
+files, ``transactions``, optional ``events``; a local path or a URI Spark reads, such as ``dbfs:/`` or
+``s3://``), or ``catalog:<schema>`` for tables ``<schema>.users`` ... of the session's catalog, with the
+column mapping of ``[source.columns.*]``. The row
 cleaning of :mod:`pltv.sources` is applied in Spark SQL: one row per ``transaction_id``, no rows for
 unknown users, before ``signup_at``, without a timestamp/revenue/event name, or later than now + 1 hour.
 Contract checks that need a single pass over a table (duplicate ``user_id``, unparseable values, mixed
@@ -43,6 +45,7 @@ from pltv.sources import CLOCK_SKEW, REQUIRED
 from pltv.sql_render import render_event_names, render_features
 
 MIN_JAVA = 17
+CATALOG = "catalog:"  # a source naming a schema of the session's catalog: catalog:analytics.pltv_export
 # pyspark 4.x warns on every conversion that it "does not yet fully support pandas >= 3"; the engine only
 # moves flat numeric/string/timestamp columns, which the parity tests check value by value.
 warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
@@ -132,8 +135,7 @@ def _locate(folder: Path, table: str) -> str | None:
     return None
 
 
-def _mapped(spark, path: str, mapping: dict[str, str], table: str):
-    frame = spark.read.parquet(path)
+def _mapped(frame, path: str, mapping: dict[str, str], table: str):
     for source_col, canonical in mapping.items():
         if source_col in frame.columns:
             frame = frame.withColumnRenamed(source_col, canonical)
@@ -155,26 +157,49 @@ class SparkEngine:
 
     def __init__(self, source: SourceConfig | str | Path, *, spark=None, master: str | None = None):
         self.config = source if isinstance(source, SourceConfig) else SourceConfig(path=str(source))
-        self.spark = spark if spark is not None else spark_session(master)
-        self.path = Path(self.config.path).expanduser()
-        if not self.path.is_dir():
+        text = str(self.config.path)
+        self.catalog = text.removeprefix(CATALOG) if text.startswith(CATALOG) else None
+        self.path = Path(text).expanduser() if self.catalog is None and "://" not in text else text
+        if isinstance(self.path, Path) and not self.path.is_dir():
             raise SourceError(
-                f"the Spark engine reads a Parquet export folder; {self.path} is not a folder (use --engine duckdb "
-                "for a DuckDB file)"
+                f"the Spark engine reads a Parquet export folder or {CATALOG}<schema> (tables of the session's "
+                f"catalog); {self.path} is not a folder (use --engine duckdb for a DuckDB file)"
             )
+        self.spark = spark if spark is not None else spark_session(master)
         self.user_columns = self._register()
+
+    def _read(self, table: str):
+        """``(DataFrame, where)`` of one table, or ``None`` when the source does not hold it."""
+        if self.catalog is not None:  # a schema of the session's catalog (Databricks: catalog.schema)
+            name = f"{self.catalog}.{table}"
+            return (self.spark.table(name), name) if self.spark.catalog.tableExists(name) else None
+        if isinstance(self.path, Path):
+            path = _locate(self.path, table)
+            return None if path is None else (self.spark.read.parquet(path), path)
+        from pyspark.errors import AnalysisException
+
+        for where in (f"{self.path.rstrip('/')}/{table}.parquet", f"{self.path.rstrip('/')}/{table}"):
+            try:  # an object store or DBFS URI: no local listing, Spark says what exists
+                return self.spark.read.parquet(where), where
+            except AnalysisException:
+                continue
+        return None
 
     def _register(self) -> tuple[str, ...]:
         spark, found = self.spark, {}
+        self._raw_frames, self._view_sql = {}, {}
         for table in TABLES:
-            path = _locate(self.path, table)
-            if path is not None:
+            read = self._read(table)
+            if read is not None:
+                frame, where = read
                 mapping = dict(self.config.columns.get(table, {}))
-                _mapped(spark, path, mapping, table).createOrReplaceTempView(f"pltv_raw_{table}")
-                found[table] = path
+                self._raw_frames[table] = _mapped(frame, where, mapping, table)
+                self._raw_frames[table].createOrReplaceTempView(f"pltv_raw_{table}")
+                found[table] = where
         missing = [t for t in ("users", "transactions") if t not in found]
         if missing:
-            raise SourceError(f"source {self.path} has no table(s) {missing} as Parquet")
+            where = f"{CATALOG}{self.catalog}" if self.catalog is not None else self.path
+            raise SourceError(f"source {where} has no table(s) {missing} (Parquet files or catalog tables)")
         cutoff = f"{datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:%Y-%m-%d %H:%M:%S}"
         raw_users = spark.table("pltv_raw_users").columns
         rest = [f"`{c}`" for c in raw_users if c not in ("user_id", "signup_at")]
@@ -183,29 +208,30 @@ class SparkEngine:
             f"CAST(signup_at AS TIMESTAMP) AS signup_at{''.join(', ' + c for c in rest)} FROM pltv_raw_users "
             "WHERE user_id IS NOT NULL AND signup_at IS NOT NULL"
         )
-        spark.sql(f"CREATE OR REPLACE TEMP VIEW users AS {self._users_sql}")
+        self._view_sql["users"] = self._users_sql
         tx_cols = spark.table("pltv_raw_transactions").columns
         tx_id = "CAST(transaction_id AS STRING)" if "transaction_id" in tx_cols else "CAST(NULL AS STRING)"
-        spark.sql(
-            f"""
-            CREATE OR REPLACE TEMP VIEW transactions AS
+        # one row per transaction_id (duplicates are copies of one export row; the earliest is kept)
+        copy = (
+            "row_number() OVER (PARTITION BY transaction_id ORDER BY occurred_at, revenue)"
+            if "transaction_id" in tx_cols
+            else "1"
+        )
+        self._view_sql["transactions"] = f"""
             WITH typed AS (
                 SELECT CAST(user_id AS STRING) AS user_id, CAST(occurred_at AS TIMESTAMP) AS occurred_at,
                        CAST(revenue AS DOUBLE) AS revenue, {tx_id} AS transaction_id
                 FROM pltv_raw_transactions
             ),
             ranked AS (
-                SELECT *, row_number() OVER (
-                    PARTITION BY coalesce(transaction_id, uuid()) ORDER BY occurred_at, revenue
-                ) AS copy
+                SELECT *, {copy} AS copy
                 FROM typed
             )
             SELECT t.user_id, t.occurred_at, t.revenue, t.transaction_id
             FROM ranked AS t JOIN users AS u ON u.user_id = t.user_id
-            WHERE t.copy = 1 AND t.occurred_at IS NOT NULL AND t.revenue IS NOT NULL
+            WHERE (t.transaction_id IS NULL OR t.copy = 1) AND t.occurred_at IS NOT NULL AND t.revenue IS NOT NULL
                 AND t.occurred_at <= CAST('{cutoff}' AS TIMESTAMP) AND t.occurred_at >= u.signup_at
             """
-        )
         if "events" in found:
             events = f"""
                 SELECT CAST(e.user_id AS STRING) AS user_id, CAST(e.occurred_at AS TIMESTAMP) AS occurred_at,
@@ -220,8 +246,16 @@ class SparkEngine:
                 "SELECT CAST(NULL AS STRING) AS user_id, CAST(NULL AS TIMESTAMP) AS occurred_at, "
                 "CAST(NULL AS STRING) AS event_name WHERE false"
             )
-        spark.sql(f"CREATE OR REPLACE TEMP VIEW events AS {events}")
+        self._view_sql["events"] = events
+        self._activate()
         return tuple(spark.table("users").columns)
+
+    def _activate(self) -> None:
+        """(Re)create this engine's views: several engines may share one session and its view names."""
+        for table, frame in self._raw_frames.items():
+            frame.createOrReplaceTempView(f"pltv_raw_{table}")
+        for name, sql in self._view_sql.items():
+            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def data_end(self) -> datetime | None:
         """The latest timestamp in any table (``pltv.sources``' ``data_end``), naive UTC."""
@@ -233,6 +267,7 @@ class SparkEngine:
         return None if row["data_end"] is None else to_utc_naive(row["data_end"])
 
     def _sql(self, rendered):
+        self._activate()
         args = {
             k: f"{v:%Y-%m-%d %H:%M:%S.%f}" if isinstance(v, datetime) else v
             for k, v in rendered.params.items()
@@ -261,7 +296,8 @@ class SparkEngine:
         if absent:  # the DuckDB path reads a missing default attribute as NULL: the same here
             nulls = "".join(f", CAST(NULL AS STRING) AS `{c}`" for c in absent)
             self._users_sql = self._users_sql.replace(" FROM pltv_raw_users", f"{nulls} FROM pltv_raw_users")
-            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW users AS {self._users_sql}")
+            self._view_sql["users"] = self._users_sql
+            self._activate()
             self.user_columns = tuple(self.spark.table("users").columns)
         rendered = render_features(
             "spark", send_day=send_day, as_of=as_of, horizon_days=horizon_days, population=population,

@@ -174,3 +174,16 @@ def test_the_spark_engine_reads_parquet_folders_only(spark, tmp_path):
         SparkEngine(tmp_path, spark=spark)
     with pytest.raises(Exception, match="not a folder"):
         SparkEngine(tmp_path / "x.duckdb", spark=spark)
+
+
+def test_catalog_tables_give_the_same_features_as_the_export_folder(sample_engines, spark):
+    """catalog:<schema> reads <schema>.users/transactions/events of the session (here global temp views)."""
+    src, engine = sample_engines
+    for table in ("users", "transactions", "events"):
+        spark.read.parquet(
+            f"{SAMPLE}/{table}" + (".parquet" if table == "users" else "")
+        ).createOrReplaceGlobalTempView(table)
+    from_catalog = SparkEngine("catalog:global_temp", spark=spark)
+    as_of = default_as_of(src.quality.data_end)
+    window = {"send_day": 3, "as_of": as_of, "population": "reached"}
+    _assert_same_features(engine.build_features(**window), from_catalog.build_features(**window))
