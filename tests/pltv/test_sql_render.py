@@ -106,7 +106,7 @@ def test_signup_weekday_is_the_iso_weekday(sample):
     """The portable weekday formula equals DuckDB's isodow on every user (and on pre-1970 instants)."""
     as_of = default_as_of(sample.quality.data_end)
     frame = build_features(sample.con, send_day=0, as_of=as_of, population="all", event_names=[])
-    iso = pd.to_datetime(frame["signup_at"]).dt.dayofweek + 1
+    iso = pd.to_datetime(frame["signup_at"]).dt.day_of_week + 1
     assert (frame["signup_weekday"] == iso).all()
     got = sample.con.execute(
         "SELECT (CAST(floor(CAST(epoch_us(t) AS DOUBLE) / 1000000 / 86400) AS BIGINT) % 7 + 10) % 7 + 1, isodow(t) "
