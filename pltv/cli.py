@@ -634,6 +634,11 @@ def sql_command(
                 except PltvError:
                     if model is not None:
                         raise
+                    typer.echo(
+                        f"note: no model {ref.uri} in {cfg.mlflow.tracking_uri}: rendering without event-count "
+                        "columns (pass --event-names or --model)",
+                        err=True,
+                    )
                 else:
                     names = names or pyfunc.event_names
                     categoricals = tuple(pyfunc.categoricals)
