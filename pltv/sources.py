@@ -296,7 +296,8 @@ def _build_transactions(con, columns: dict[str, str], currency: str, cutoff: dat
         SELECT t.*,
                CASE
                  WHEN t.transaction_id IS NOT NULL
-                      AND row_number() OVER (PARTITION BY t.transaction_id ORDER BY t._row) > 1
+                      AND row_number() OVER (PARTITION BY t.transaction_id ORDER BY t.occurred_at NULLS LAST,
+                                          t.revenue NULLS LAST, t.user_id, t._row) > 1
                    THEN 'duplicate transaction_id'
                  WHEN u.user_id IS NULL THEN 'unknown user_id'
                  WHEN t.occurred_at IS NULL THEN 'null occurred_at'

@@ -211,9 +211,10 @@ class SparkEngine:
         self._view_sql["users"] = self._users_sql
         tx_cols = spark.table("pltv_raw_transactions").columns
         tx_id = "CAST(transaction_id AS STRING)" if "transaction_id" in tx_cols else "CAST(NULL AS STRING)"
-        # one row per transaction_id (duplicates are copies of one export row; the earliest is kept)
+        # one row per transaction_id, the one pltv.sources keeps: the earliest, then the smallest revenue
         copy = (
-            "row_number() OVER (PARTITION BY transaction_id ORDER BY occurred_at, revenue)"
+            "row_number() OVER (PARTITION BY transaction_id ORDER BY occurred_at ASC NULLS LAST, "
+            "revenue ASC NULLS LAST, user_id)"
             if "transaction_id" in tx_cols
             else "1"
         )

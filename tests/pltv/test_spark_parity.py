@@ -79,8 +79,8 @@ def test_spark_and_duckdb_agree_on_edge_rows(tmp_path, spark):
     )
     tx = pd.DataFrame(
         {
-            "transaction_id": ["t1", "t1", "t2", "t3", "t4", "t5", "t6"],
-            "user_id": ["a", "a", "a", "b", "zz", "c", "e"],
+            "transaction_id": ["t1", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t7"],
+            "user_id": ["a", "a", "a", "b", "zz", "c", "e", "d", "d"],
             "occurred_at": [
                 t0 + timedelta(hours=1, microseconds=250),
                 t0 + timedelta(hours=1, microseconds=250),
@@ -89,8 +89,11 @@ def test_spark_and_duckdb_agree_on_edge_rows(tmp_path, spark):
                 t0,
                 datetime(1970, 1, 1, 3, 0),
                 t0 + timedelta(days=2),
+                t0 + timedelta(days=2),
+                t0 + timedelta(hours=2),
             ],  # fmt: skip
-            "revenue": [19.99, 19.99, -5.0, -12.5, 100.0, 7.25, 3.0],  # t6 is before e's signup
+            # t6 is before e's signup; t7's copies disagree: the earlier one (second in the file) is kept
+            "revenue": [19.99, 19.99, -5.0, -12.5, 100.0, 7.25, 3.0, 40.0, 40.0],
         }
     )
     events = pd.DataFrame(
@@ -122,6 +125,7 @@ def test_spark_and_duckdb_agree_on_edge_rows(tmp_path, spark):
             _assert_same_features(duck, sparky)
     assert duck.set_index("user_id").loc["a", "signup_weekday"] == 7  # Sunday
     assert duck.set_index("user_id").loc["c", "signup_weekday"] == 3  # 1969-12-31 was a Wednesday
+    assert duck.set_index("user_id").loc["d", "early_net_revenue"] == 40.0  # t7's earlier copy, inside day 1
 
 
 @pytest.fixture(scope="module")
