@@ -20,3 +20,14 @@ def d7_two_versions_store(tmp_path_factory) -> str:
     train(SAMPLE, send_days=(7,), tracking_uri=uri, as_of="2026-08-01")
     train(SAMPLE, send_days=(7,), tracking_uri=uri, promote=False)
     return uri
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keep_tracking_uri():
+    """mlflow.set_tracking_uri (called by train, registry, daily) also sets MLFLOW_TRACKING_URI for the whole
+    process: every test module starts and ends with the variable as the session had it, so no module reads
+    the store an earlier one left behind."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", "unset-by-test")
+        patch.delenv("MLFLOW_TRACKING_URI")
+        yield

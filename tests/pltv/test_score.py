@@ -18,15 +18,6 @@ from pltv.train import train
 SAMPLE = "data/sample"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _keep_tracking_uri():
-    """mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI: restore it, so later tests see their own store."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", "unset-by-test")
-        patch.delenv("MLFLOW_TRACKING_URI")
-        yield
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One send-day-3 model trained on the sample into a fresh store."""

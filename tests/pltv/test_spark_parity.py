@@ -22,15 +22,6 @@ from pltv.train import train
 SAMPLE = "data/sample"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _keep_tracking_uri():
-    """mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI: restore it, so later tests see their own store."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", "unset-by-test")
-        patch.delenv("MLFLOW_TRACKING_URI")
-        yield
-
-
 @pytest.fixture(scope="module")
 def spark():
     check_spark_runtime()  # a clear message (install Java 17 / the [spark] extra) instead of a JVM trace
