@@ -29,7 +29,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -459,7 +459,9 @@ class CapiClient:
     # ---- many batches, concurrently ----------------------------------------------------------------
 
     def send(self, events: Sequence[Mapping[str, Any]]) -> Iterator[list[EventOutcome]]:
-        """Send ``events`` in batches with bounded concurrency; yield each batch's outcomes as it ends.
+        """Send ``events`` in batches with bounded concurrency; yield the outcomes of the batches that
+        ended since the last yield, as one list (batches that end while the caller records the last
+        ones are handed over together, so the caller writes them in one go).
 
         On a token/permission error the remaining batches are cancelled, the in-flight ones finish,
         their outcomes are yielded, and the :class:`RunStopped` is raised.
@@ -469,19 +471,22 @@ class CapiClient:
         fatal: RunStopped | None = None
         with ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="capi") as pool:
             futures = [pool.submit(self.send_batch, b, str(i)) for i, b in enumerate(batches)]
-            for fut in as_completed(futures):
-                try:
-                    outcomes = fut.result()
-                except CancelledError:
-                    continue
-                except RunStopped as exc:
-                    if fatal is None:
-                        fatal = exc
-                        for f in futures:
-                            f.cancel()
-                    continue
-                if outcomes:
-                    yield outcomes
+            not_done = set(futures)
+            while not_done:
+                done, not_done = wait(not_done, return_when=FIRST_COMPLETED)
+                ready: list[EventOutcome] = []
+                for fut in sorted(done, key=futures.index):  # in batch order
+                    try:
+                        ready.extend(fut.result())
+                    except CancelledError:
+                        continue
+                    except RunStopped as exc:
+                        if fatal is None:
+                            fatal = exc
+                            for f in futures:
+                                f.cancel()
+                if ready:
+                    yield ready
         if fatal is not None:
             raise fatal
 

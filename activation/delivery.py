@@ -65,7 +65,8 @@ def deliver(
     ledger.record_skipped(skipped, run=run)
     claimed = set(ledger.claim_pending(events, run=run))
     payloads = [e.payload for e in events if e.event_id in claimed]
-    earlier = ledger.states(e.event_id for e in events if e.event_id not in claimed).values()
+    unclaimed = [e.event_id for e in events if e.event_id not in claimed]
+    earlier = ledger.states(unclaimed).values() if unclaimed else ()
     log_event(log, "activation.run_started", run_id=run.run_id, planned=len(events), claimed=len(payloads),
               skipped=len(skipped))  # fmt: skip
     sent = failed = 0

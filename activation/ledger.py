@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from activation.errors import LedgerError, LedgerWriteError
@@ -90,6 +91,9 @@ TRANSITIONS: Mapping[str, tuple[tuple[str, ...], str]] = {
 def _may_leave(transition: str, table: str) -> str:
     """The SQL predicate: a row of ``table`` may take ``transition``."""
     places = TRANSITIONS[transition][0]
+    others = [p for p in PLACES if p not in places]
+    if len(others) < len(places):  # the places partition the rows: name the fewer (cheaper per row)
+        return "(NOT coalesce(" + " OR ".join(f"({PLACES[p].format(t=table)})" for p in others) + ", false))"
     return "(" + " OR ".join(f"({PLACES[p].format(t=table)})" for p in places) + ")"
 
 
@@ -206,36 +210,34 @@ class Ledger:
             ) from None
         return out
 
-    def _frame(self, rows: Iterable[PlannedEvent | SkippedEvent], run: RunInfo, state: str) -> pd.DataFrame:
+    def _frame(self, rows: Sequence[PlannedEvent | SkippedEvent], run: RunInfo, state: str) -> pd.DataFrame:
         now = self._now()
-        records = [
+        n = len(rows)
+        frame = pd.DataFrame(
             {
-                "event_id": r.event_id,
-                "run_id": run.run_id,
-                "spec_id": run.spec_id,
-                "model_version": run.model_version,
-                "send_date": run.send_date,
-                "event_name": r.event_name,
-                "event_time": int(r.event_time),
-                "value": float(r.value),
-                "state": state,
-                "reason": getattr(r, "reason", None),
-                "created_at": now,
-                "updated_at": now,
+                "event_id": [r.event_id for r in rows],
+                "run_id": [run.run_id] * n,
+                "spec_id": [run.spec_id] * n,
+                "model_version": [run.model_version] * n,
+                "send_date": [run.send_date] * n,
+                "event_name": [r.event_name for r in rows],
+                "event_time": np.fromiter((r.event_time for r in rows), dtype=np.int64, count=n),
+                "value": np.fromiter((r.value for r in rows), dtype=np.float64, count=n),
+                "state": [state] * n,
+                "reason": [getattr(r, "reason", None) for r in rows],
+                "created_at": [now] * n,
+                "updated_at": [now] * n,
             }
-            for r in rows
-        ]
-        cols = ["event_id", "run_id", "spec_id", "model_version", "send_date", "event_name", "event_time",
-                "value", "state", "reason", "created_at", "updated_at"]  # fmt: skip
-        frame = pd.DataFrame.from_records(records, columns=cols)
+        )
         if frame["event_id"].duplicated().any():
             raise LedgerError("duplicate event_id in one run: each (spec, user) must appear once")
         return frame
 
-    def _upsert(self, frame: pd.DataFrame, where: str) -> None:
+    def _upsert(self, frame: pd.DataFrame, where: str) -> list[str]:
+        """Insert new rows, update known ones that may move (``where``); the ids written, in one statement."""
         self.con.register("_incoming", frame)
         try:
-            self.con.execute(
+            rows = self.con.execute(
                 f"""
                 INSERT INTO {TABLE} (event_id, run_id, spec_id, model_version, send_date, event_name,
                                      event_time, value, state, reason, created_at, updated_at)
@@ -247,10 +249,12 @@ class Ledger:
                     reason = excluded.reason, updated_at = excluded.updated_at,
                     maybe_delivered_at = {MAY_HAVE_REACHED.format(t=TABLE)}
                 WHERE {where}
+                RETURNING event_id
                 """
-            )
+            ).fetchall()
         finally:
             self.con.unregister("_incoming")
+        return [r[0] for r in rows]
 
     def record_skipped(self, skipped: Sequence[SkippedEvent], *, run: RunInfo) -> int:
         """Write skips (with reasons); a row already ``sent`` is left alone. Returns the count given."""
@@ -271,21 +275,8 @@ class Ledger:
         if not events:
             return []
         frame = self._frame(events, run, "pending")
-
-        def claim() -> list[str]:
-            self._upsert(frame, _may_leave("claim", TABLE))
-            self.con.register("_claim", frame[["event_id"]])
-            try:
-                rows = self.con.execute(
-                    f"SELECT l.event_id FROM {TABLE} l JOIN _claim c USING (event_id) "
-                    "WHERE l.state = 'pending' AND l.run_id = ?",
-                    [run.run_id],
-                ).fetchall()
-            finally:
-                self.con.unregister("_claim")
-            return [r[0] for r in rows]
-
-        claimed = set(self._transaction(claim))
+        # the rows written (new, or known and allowed to move) are the claimed ones: pending for this run
+        claimed = set(self._transaction(lambda: self._upsert(frame, _may_leave("claim", TABLE))))
         return [e.event_id for e in events if e.event_id in claimed]
 
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from activation.ledger import PLACES, TABLE, TRANSITIONS, Ledger, RunInfo, place_of
+from activation.ledger import PLACES, TABLE, TRANSITIONS, Ledger, RunInfo, _may_leave, place_of
 from activation.status import render_status
 from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
@@ -63,6 +63,30 @@ def test_every_place_has_a_row_and_owed_rows_are_the_ones_expire_may_take():
     """The table names every place once; 'sent' is left by no transition."""
     assert set(ROWS) == set(PLACES)
     assert all("sent" not in sources for sources, _ in TRANSITIONS.values())
+
+
+def test_places_partition_the_rows_null_reasons_included():
+    """Every (state, reason) row is in exactly one place, the one place_of names (transitions may name the
+    places a row may not be in)."""
+    import duckdb
+
+    con = duckdb.connect()
+    reasons = [None, "retries_exhausted", "rejected", "unconfirmed", "in_future", "no_consent", "expired"]
+    for state in ("pending", "sent", "failed", "skipped"):
+        for reason in reasons:
+            con.execute(
+                "CREATE OR REPLACE TABLE r AS SELECT ?::VARCHAR AS state, ?::VARCHAR AS reason",
+                [state, reason],
+            )
+            hits = [
+                p
+                for p, sql in PLACES.items()
+                if con.execute(f"SELECT {sql.format(t='r')} FROM r").fetchall()[0][0]
+            ]
+            assert hits == [place_of(state, reason)], (state, reason)
+            for transition, (sources, _) in TRANSITIONS.items():
+                may = con.execute(f"SELECT {_may_leave(transition, 'r')} FROM r").fetchall()[0][0]
+                assert bool(may) == (place_of(state, reason) in sources), (state, reason, transition)
 
 
 @pytest.mark.parametrize("place", sorted(ROWS))
