@@ -287,7 +287,7 @@ def _select(
         "SELECT user_id, signup_at + to_days(CAST($d AS INTEGER)) AS send_at FROM users "
         "WHERE signup_at + to_days(CAST($d AS INTEGER)) >= $start "
         "AND signup_at + to_days(CAST($d AS INTEGER)) < $as_of ORDER BY send_at, user_id",
-        {"d": spec.send_day, "start": window_start, "as_of": as_of},
+        {"d": spec.settings.send_day, "start": window_start, "as_of": as_of},
     ).df()
     spec_id = spec.spec_id
     frame["event_id"] = [event_id_for(spec_id, u) for u in frame["user_id"]]
@@ -297,7 +297,7 @@ def _select(
     frame = frame[today | owed]
     served = np.zeros(len(frame), dtype=bool)
     unconfirmed = 0
-    for old in ledger.other_specs(event_name=spec.event_settings().event_name, spec_id=spec_id):
+    for old in ledger.other_specs(event_name=spec.settings.event_name, spec_id=spec_id):
         old_ids = [event_id_for(old, u) for u in frame["user_id"]]
         done, settled = ledger.supersede(old_ids, write=write)
         unconfirmed += settled
@@ -454,7 +454,7 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
             """Chunk k+1's features, scores, hashes and events, built while chunk k is in flight."""
             t = time.perf_counter()
             feats = build_features(
-                source.con, send_day=spec.send_day, as_of=as_of, horizon_days=spec.horizon_days,
+                source.con, send_day=spec.settings.send_day, as_of=as_of, horizon_days=spec.horizon_days,
                 population="send_window", send_from=part["send_at"].iloc[0],
                 send_to=part["send_at"].iloc[-1] + timedelta(microseconds=1),
                 event_names=getattr(model, "event_names", None),
@@ -464,7 +464,7 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
             timed("features", t)
             t = time.perf_counter()
             predicted = np.asarray(model.predict(feats), dtype=float)
-            value = predicted if spec.mode == "threshold" else spec.value_mapping.apply(predicted)
+            value = predicted if spec.settings.mode == "threshold" else spec.value_mapping.apply(predicted)
             timed("score", t)
             t = time.perf_counter()
             users = _users(source.con, feats["user_id"].tolist(), user_cols)

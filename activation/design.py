@@ -36,7 +36,7 @@ from activation.meta import (
     is_custom_event_name,
 )
 from activation.report import reference_bins
-from activation.settings import MODES
+from activation.settings import MODES, EventSettings
 from activation.spec import EventSpec
 from activation.valuemap import KINDS, fit_mapping
 from pltv import metrics
@@ -466,13 +466,17 @@ def _spec_for(
     threshold = float(round(winner["threshold"], 4)) if winner["mode"] == "threshold" else None
     mapping = fit_mapping("calibrated" if winner["mode"] == "threshold" else kind, pred, actual)
     sent = pred[pred >= threshold] if threshold is not None else mapping.apply(pred)
-    return EventSpec(
-        mode=str(winner["mode"]),
+    settings = EventSettings(
+        mode=str(winner["mode"]),  # type: ignore[arg-type]
+        spec_id="",
         event_name=str(winner["event_name"]),
         send_day=d,
         currency=options.currency.upper(),
-        value_mapping=mapping,
         threshold=threshold,
+    )
+    return EventSpec(
+        settings=settings,
+        value_mapping=mapping,
         top_share=None if pd.isna(winner["top_share"]) else float(winner["top_share"]),
         model_name=name,
         model_version=str(version),

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,18 @@ MAX_SPEC_BYTES = 10 * 1024 * 1024
 
 @dataclass(frozen=True, kw_only=True)
 class EventSpec:
-    mode: str
-    event_name: str
-    send_day: int
-    currency: str
+    """One designed event: its :class:`EventSettings` (mode, name, send day, currency, action source,
+    threshold), the value mapping and the model it pins, what the design expects and the holdout's values.
+
+    ``settings`` is built with ``spec_id=""`` (the id is this spec's content hash, known only once the spec
+    is whole); :meth:`event_settings` gives them bound to :attr:`spec_id`, as the builder needs them.
+    """
+
+    settings: EventSettings
     value_mapping: ValueMapping
     model_name: str
     model_version: str
     horizon_days: int
-    action_source: str = "website"
-    threshold: float | None = None  # threshold mode: fire when predicted_ltv >= threshold
     top_share: float | None = None  # threshold mode: the holdout share above the threshold
     expected: Mapping[str, float] = field(default_factory=dict)
     # the holdout's distribution of sent values: interior bin edges and the share per bin (for PSI)
@@ -48,20 +50,19 @@ class EventSpec:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise SpecError(f"spec mode must be one of {MODES}, got {self.mode!r}")
         # the designer's rules, checked again on every load: a spec whose hash was recomputed after an edit
-        # must not send what the designer would never have written
-        if not 0 <= self.send_day <= MAX_SEND_DAY or not 1 <= self.horizon_days <= MAX_HORIZON_DAYS:
+        # must not send what the designer would never have written (the settings checked Meta's own rules)
+        send_day = self.settings.send_day
+        if not 0 <= send_day <= MAX_SEND_DAY or not 1 <= self.horizon_days <= MAX_HORIZON_DAYS:
             raise SpecError(
-                f"spec send_day {self.send_day} / horizon_days {self.horizon_days} out of range "
+                f"spec send_day {send_day} / horizon_days {self.horizon_days} out of range "
                 f"(0..{MAX_SEND_DAY} / 1..{MAX_HORIZON_DAYS}); run `pltv design`"
             )
         numbers = [
             self.value_mapping.floor,
             self.value_mapping.cap,
             *self.value_mapping.values,
-            self.threshold,
+            self.settings.threshold,
         ]
         if any(v is not None and not (math.isfinite(v) and 0 <= v <= MAX_VALUE) for v in numbers):
             raise SpecError(
@@ -72,22 +73,20 @@ class EventSpec:
             self.value_mapping.edges
         ) != sorted(self.value_mapping.edges):
             raise SpecError("spec value mapping edges must be finite and ascending; run `pltv design`")
-        try:
-            self.event_settings()  # validates name (custom, not a standard event), currency, threshold, source
-        except EventSettingsError as exc:
-            raise SpecError(f"spec breaks a designer rule: {exc}; run `pltv design`") from None
 
     def content(self) -> dict[str, Any]:
-        """Everything that defines the spec (not ``created_at``), JSON-ready."""
+        """Everything that defines the spec (not ``created_at``), JSON-ready. The layout of schema version 1
+        (the settings' fields at the top level), so every spec file keeps its ``spec_id``."""
+        st = self.settings
         return {
             "schema_version": self.schema_version,
-            "mode": self.mode,
-            "event_name": self.event_name,
-            "send_day": self.send_day,
-            "currency": self.currency,
-            "action_source": self.action_source,
+            "mode": st.mode,
+            "event_name": st.event_name,
+            "send_day": st.send_day,
+            "currency": st.currency,
+            "action_source": st.action_source,
             "value_mapping": self.value_mapping.to_dict(),
-            "threshold": self.threshold,
+            "threshold": st.threshold,
             "top_share": self.top_share,
             "model": {"name": self.model_name, "version": str(self.model_version)},
             "horizon_days": self.horizon_days,
@@ -109,16 +108,8 @@ class EventSpec:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     def event_settings(self) -> EventSettings:
-        """What :mod:`activation.events` needs to build this spec's events."""
-        return EventSettings(
-            mode=self.mode,  # type: ignore[arg-type]
-            spec_id=self.spec_id,
-            send_day=self.send_day,
-            event_name=self.event_name,
-            currency=self.currency,
-            action_source=self.action_source,
-            threshold=self.threshold,
-        )
+        """The spec's settings bound to its id: what :mod:`activation.events` builds the events with."""
+        return replace(self.settings, spec_id=self.spec_id)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EventSpec:
@@ -127,15 +118,26 @@ class EventSpec:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise SpecError(f"spec schema_version {version!r} is not supported (expected {SCHEMA_VERSION})")
+        if data.get("mode") not in MODES:
+            raise SpecError(f"spec mode must be one of {MODES}, got {data.get('mode')!r}")
         try:
-            spec = cls(
+            settings = EventSettings(
                 mode=data["mode"],
+                spec_id="",
                 event_name=data["event_name"],
                 send_day=_whole(data["send_day"], "send_day"),
                 currency=data["currency"],
                 action_source=data.get("action_source", "website"),
-                value_mapping=ValueMapping.from_dict(data["value_mapping"]),
                 threshold=data.get("threshold"),
+            )
+        except EventSettingsError as exc:  # name, currency, threshold, source
+            raise SpecError(f"spec breaks a designer rule: {exc}; run `pltv design`") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise SpecError(f"spec is missing or has an invalid field: {type(exc).__name__} {exc}") from None
+        try:
+            spec = cls(
+                settings=settings,
+                value_mapping=ValueMapping.from_dict(data["value_mapping"]),
                 top_share=data.get("top_share"),
                 model_name=data["model"]["name"],
                 model_version=str(data["model"]["version"]),
@@ -216,9 +218,9 @@ def check_spec_model(spec: EventSpec, tracking_uri: str) -> None:
             f"the spec pins {spec.model_name} version {spec.model_version}, which the registry at "
             f"{tracking_uri} cannot provide ({type(exc).__name__}: {exc})"
         ) from exc
-    if int(params.get("send_day", spec.send_day)) != spec.send_day:
+    if int(params.get("send_day", spec.settings.send_day)) != spec.settings.send_day:
         raise SpecError(
-            f"the spec's send day {spec.send_day} does not match model {spec.model_name} v{spec.model_version}, "
+            f"the spec's send day {spec.settings.send_day} does not match model {spec.model_name} v{spec.model_version}, "
             f"trained for send day {params['send_day']}"
         )
     if int(params.get("horizon_days", spec.horizon_days)) != spec.horizon_days:

@@ -344,7 +344,7 @@ def design(
         raise typer.Exit(1)
     spec = result.spec
     typer.echo(
-        f"wrote {path}: {spec.spec_id} — {spec.mode} event {spec.event_name!r} on day {spec.send_day}, "
+        f"wrote {path}: {spec.spec_id} — {spec.settings.mode} event {spec.settings.event_name!r} on day {spec.settings.send_day}, "
         f"model {spec.model_name} v{spec.model_version}, ~{spec.expected.get('weekly_volume', 0):,.0f} events/week"
     )
 

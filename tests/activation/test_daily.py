@@ -89,7 +89,7 @@ def test_events_received_equal_eligible_users_with_spec_values_and_hashes(world,
     spec = load_spec(world["spec"])
     # recompute one user's value and email hash independently of the run
     event = next(iter(received.values()))
-    assert event["event_name"] == spec.event_name and event["custom_data"]["currency"] == "USD"
+    assert event["event_name"] == spec.settings.event_name and event["custom_data"]["currency"] == "USD"
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         users = con.execute(f"SELECT * FROM '{world['root'] / 'src' / 'users.parquet'}'").df()
@@ -97,7 +97,7 @@ def test_events_received_equal_eligible_users_with_spec_values_and_hashes(world,
 
     users["event_id"] = [event_id_for(spec.spec_id, u) for u in users["user_id"]]
     row = users[users["event_id"] == event["event_id"]].iloc[0]
-    send_at = row["signup_at"] + pd.Timedelta(days=spec.send_day)
+    send_at = row["signup_at"] + pd.Timedelta(days=spec.settings.send_day)
     assert event["event_time"] == int(send_at.timestamp())
     expected, _ = hash_identifiers(users.loc[[row.name], ["email", "country"]])
     if expected["em"].notna().iloc[0]:
@@ -136,7 +136,7 @@ def test_a_user_meta_would_reject_is_isolated_and_reported(world, tmp_path):
         (bad / part).symlink_to(src / part)
     users = pd.read_parquet(src / "users.parquet")
     spec = load_spec(world["spec"])
-    send_at = users["signup_at"] + pd.Timedelta(days=spec.send_day)
+    send_at = users["signup_at"] + pd.Timedelta(days=spec.settings.send_day)
     day_users = users[
         (send_at >= pd.Timestamp("2026-10-30", tz="UTC"))
         & (send_at < pd.Timestamp("2026-10-31", tz="UTC"))

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 from activation.errors import SpecError
+from activation.settings import EventSettings
 from activation.spec import EventSpec, load_spec
 from activation.valuemap import ValueMapping
 
 
 def _spec() -> EventSpec:
     return EventSpec(
-        mode="custom_value", event_name="pLTV_D1", send_day=1, currency="USD",
+        settings=EventSettings(mode="custom_value", spec_id="", event_name="pLTV_D1", send_day=1, currency="USD"),
         value_mapping=ValueMapping(kind="calibrated", floor=1.0), model_name="pltv_d1", model_version="1",
         horizon_days=365,
     )  # fmt: skip
@@ -92,3 +94,14 @@ def test_a_folder_given_as_the_spec_is_a_spec_error(tmp_path):
     """--spec pointing at a directory names it."""
     with pytest.raises(SpecError, match="cannot read spec file"):
         load_spec(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["custom_value", "threshold", "append_value"])
+def test_spec_files_written_before_the_spec_held_its_settings_load_with_the_same_id(tmp_path, name):
+    """tests/activation/specs/*.json were written by the EventSpec that copied EventSettings' six fields:
+    the JSON layout is unchanged, so each loads with its spec_id and is written back byte for byte."""
+    path = Path(__file__).parent / "specs" / f"{name}.json"
+    spec = load_spec(path)
+    assert spec.spec_id == json.loads(path.read_text())["spec_id"]
+    assert spec.to_json() == path.read_text()
+    assert spec.settings.mode == name and spec.event_settings().spec_id == spec.spec_id
