@@ -24,6 +24,7 @@ from activation.errors import (
     InvalidIdentifier,
     LedgerError,
     RunStopped,
+    SandboxConfigError,
     SandboxError,
     SpecError,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "Rejection",
     "RunInfo",
     "Sandbox",
+    "SandboxConfigError",
     "SandboxError",
     "SkippedEvent",
     "appsecret_proof",

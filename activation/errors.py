@@ -96,3 +96,7 @@ class LedgerWriteError(LedgerError):
 
 class SandboxError(ActivationError, OSError):
     """The local CAPI sandbox could not start or be reached."""
+
+
+class SandboxConfigError(ActivationError, ValueError):
+    """A sandbox option is out of range: a fault rate or kind, a ``--now`` clock."""

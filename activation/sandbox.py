@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from activation.client import appsecret_proof
-from activation.errors import SandboxError
+from activation.errors import SandboxConfigError, SandboxError
 from activation.meta import DEDUP_WINDOW_S, MAX_EVENTS_PER_REQUEST, validate_event
 
 log = logging.getLogger("activation.sandbox")
@@ -63,10 +63,12 @@ class FaultConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"fault rate must be within [0, 1], got {self.rate}")
+            raise SandboxConfigError(f"fault rate must be within [0, 1], got {self.rate}")
         unknown = set(self.kinds) - set(FAULT_KINDS)
         if unknown or not self.kinds:
-            raise ValueError(f"fault kinds must be among {FAULT_KINDS}, got {sorted(unknown) or 'none'}")
+            raise SandboxConfigError(
+                f"fault kinds must be among {FAULT_KINDS}, got {sorted(unknown) or 'none'}"
+            )
 
 
 # a replay clock is a moment Meta could have received events: Graph API CAPI did not exist before 2015
@@ -75,11 +77,11 @@ _LATEST_NOW = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_now(value: str | float | datetime) -> float:
-    """Unix seconds from an ISO datetime (naive = UTC), a datetime or a number; ``ValueError`` for anything
-    else and for moments outside 2015..2100 (``inf``, ``1e20``, year 1)."""
+    """Unix seconds from an ISO datetime (naive = UTC), a datetime or a number; a :class:`SandboxConfigError`
+    (a ``ValueError``) for anything else and for moments outside 2015..2100 (``inf``, ``1e20``, year 1)."""
     seconds: float
     if isinstance(value, bool):
-        raise ValueError(f"--now must be an ISO datetime or unix seconds, got {value!r}")
+        raise SandboxConfigError(f"--now must be an ISO datetime or unix seconds, got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -90,7 +92,7 @@ def parse_now(value: str | float | datetime) -> float:
                 try:
                     value = datetime.fromisoformat(value.strip())
                 except ValueError:
-                    raise ValueError(
+                    raise SandboxConfigError(
                         f"--now must be an ISO datetime (2026-10-30T01:00:00Z) or unix seconds, got {value!r}"
                     ) from None
         if isinstance(value, datetime):
@@ -101,7 +103,7 @@ def parse_now(value: str | float | datetime) -> float:
             except (OverflowError, OSError, ValueError):
                 seconds = float("nan")
     if not _EARLIEST_NOW.timestamp() <= seconds < _LATEST_NOW.timestamp():  # nan and inf fail too
-        raise ValueError(
+        raise SandboxConfigError(
             f"--now must be a moment between {_EARLIEST_NOW:%Y-%m-%d} and {_LATEST_NOW:%Y-%m-%d} UTC, got {value!r}"
         )
     return seconds

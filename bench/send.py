@@ -6,8 +6,8 @@ local sink (the project's sandbox, in its own process, so the sink does not shar
 - ours: the daily job's own path, :func:`activation.delivery.deliver_pipelined`: per chunk of ``--chunk``
   users (50k, the daily job's default) ``plan_events`` (presend rules → ``hash_identifiers`` of the users
   they leave sendable → ``build_events``), then ``deliver`` (ledger claim, ``CapiClient.send``: JSON,
-  1000/batch, ``--workers`` concurrent requests, 4 by default, outcomes to a DuckDB ledger); chunk k+1
-  is prepared while chunk k is in flight;
+  1000/batch, ``--workers`` concurrent requests, 4 by default, outcomes to a DuckDB ledger, empty or
+  holding ``--history`` rows of earlier days); chunk k+1 is prepared while chunk k is in flight;
 - SDK:  ``UserData``/``Event`` objects → ``EventRequest(...).execute()`` per 1000 (its default sync path,
   ``FacebookAdsApi.init(crash_log=False)``, ``FacebookSession.GRAPH`` = the sink). A batch whose raw
   values make the SDK raise is re-built without the events that fail ``Event.normalize()`` — what a
@@ -44,6 +44,7 @@ from activation.delivery import deliver_pipelined  # noqa: E402
 from activation.events import plan_events  # noqa: E402
 from activation.identity import COLUMN_KEYS, hash_identifiers  # noqa: E402
 from activation.ledger import Ledger, RunInfo  # noqa: E402
+from activation.ledger_schema import TABLE  # noqa: E402
 from activation.settings import EventSettings, event_id_for  # noqa: E402
 from activation.types import EventPlan  # noqa: E402
 from pltv.contract import MATCH_COLUMNS  # noqa: E402
@@ -113,6 +114,21 @@ def _reset(url: str) -> None:
 
 def _stats(url: str) -> dict:
     return requests.get(f"{url}/_sandbox/summary", timeout=5).json()["stats"]
+
+
+def _fill_history(ledger_path: Path, rows: int) -> None:
+    """Earlier days' rows (sent), so the timed run writes into a ledger of a realistic size (not timed)."""
+    if rows <= 0:
+        return
+    with Ledger(ledger_path) as ledger:
+        ledger.con.execute(
+            f"""INSERT INTO {TABLE} (event_id, run_id, spec_id, send_date, event_name, event_time, value, state,
+                                    attempts, events_received, created_at, updated_at)
+            SELECT 'pltv-h' || lpad(i::VARCHAR, 23, '0'), 'history-' || (i % 7), 'history', DATE '2026-01-01',
+                   'pLTV_D3', 1767225600 + i, 10.0, 'sent', 1, 1000, now()::TIMESTAMP, now()::TIMESTAMP
+            FROM range(?) r(i)""",
+            [rows],
+        )
 
 
 def run_ours(
@@ -246,6 +262,12 @@ def main() -> None:
     ap.add_argument(
         "--chunk", type=int, default=50_000, help="users per chunk of ours (hashed while the last is sent)"
     )
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="rows of earlier days in our ledger before the run (e.g. 700000)",
+    )
     args = ap.parse_args()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -256,6 +278,7 @@ def main() -> None:
         now_s = int(now.timestamp()) + 60
 
         with tempfile.TemporaryDirectory() as tmp:
+            _fill_history(Path(tmp) / "ledger.duckdb", args.history)
             t_ours, t_prepare, sent_ours, planned_users = run_ours(
                 users, url, now_s, args.workers, args.chunk, Path(tmp) / "ledger.duckdb"
             )
@@ -279,6 +302,7 @@ def main() -> None:
         "ours_requests": ours_stats["requests"],
         "ours_client_workers": args.workers,
         "ours_chunk_users": args.chunk,
+        "ours_ledger_rows_before": args.history,
         "ours_prepare_seconds_in_pipeline": round(t_prepare, 2),
         "ours_send_wait_seconds": round(max(t_ours - t_prepare, 0.0), 2),
         "normalize_hash_rows_per_s": round(n / t_hash_alone),

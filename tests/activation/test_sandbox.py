@@ -81,3 +81,20 @@ def test_now_with_a_utc_offset_is_the_same_instant():
 
     assert parse_now("2026-10-29T20:00:00-05:00") == parse_now("2026-10-30T01:00:00+00:00")
     assert parse_now("2026-10-30T01:00:00") == parse_now("2026-10-30T01:00:00Z") == 1_793_322_000.0
+
+
+def test_bad_fault_options_and_clocks_are_activation_errors_that_are_value_errors():
+    """FaultConfig and the --now clock raise SandboxConfigError (an ActivationError and a ValueError)."""
+    import pytest
+
+    from activation.errors import ActivationError, SandboxConfigError
+    from activation.sandbox import FaultConfig, parse_now
+
+    for bad in (
+        lambda: FaultConfig(rate=1.5),
+        lambda: FaultConfig(rate=0.1, kinds=("meteor",)),
+        lambda: parse_now("inf"),
+    ):
+        with pytest.raises(SandboxConfigError) as info:
+            bad()
+        assert isinstance(info.value, ActivationError) and isinstance(info.value, ValueError)
