@@ -117,15 +117,17 @@ def _stats(url: str) -> dict:
 
 
 def _fill_history(ledger_path: Path, rows: int) -> None:
-    """Earlier days' rows (sent), so the timed run writes into a ledger of a realistic size (not timed)."""
+    """Earlier days' rows, so the timed run writes into a ledger of a realistic size and mix (not timed):
+    half sent, half skipped (the share this bench's users skip, mostly for missing match keys)."""
     if rows <= 0:
         return
     with Ledger(ledger_path) as ledger:
         ledger.con.execute(
             f"""INSERT INTO {TABLE} (event_id, run_id, spec_id, send_date, event_name, event_time, value, state,
-                                    attempts, events_received, created_at, updated_at)
+                                    reason, attempts, events_received, created_at, updated_at)
             SELECT 'pltv-h' || lpad(i::VARCHAR, 23, '0'), 'history-' || (i % 7), 'history', DATE '2026-01-01',
-                   'pLTV_D3', 1767225600 + i, 10.0, 'sent', 1, 1000, now()::TIMESTAMP, now()::TIMESTAMP
+                   'pLTV_D3', 1767225600 + i, 10.0, CASE WHEN i % 2 = 0 THEN 'sent' ELSE 'skipped' END,
+                   CASE WHEN i % 2 = 1 THEN 'no_match_keys' END, 1, 1000, now()::TIMESTAMP, now()::TIMESTAMP
             FROM range(?) r(i)""",
             [rows],
         )
