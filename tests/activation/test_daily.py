@@ -23,9 +23,7 @@ from activation.design_io import design_from_registry
 from activation.identity import hash_identifiers
 from activation.sandbox import FaultConfig, Sandbox
 from activation.spec import load_spec
-from pltv.config import Config, MlflowConfig, SourceConfig, TrainConfig
-from pltv.sample import generate_sample
-from pltv.train import train
+from pltv.config import SourceConfig
 
 TOKEN = "EAAB-test-token-should-never-leak"
 SECRET = "app-secret-never-leaks"
@@ -34,20 +32,9 @@ NOW = datetime(2026, 10, 31, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A sample source, a model trained for send day 1 in a tmp MLflow store, and a custom_value spec."""
-    root = tmp_path_factory.mktemp("daily")
-    generate_sample(root / "src", n_users=18_000, seed=5)
-    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    train(root / "src", send_days=(1,), tracking_uri=uri)
-    config = Config(
-        source=SourceConfig(path=str(root / "src")),
-        train=TrainConfig(send_days=(1,)),
-        mlflow=MlflowConfig(tracking_uri=uri),
-    )
-    result, path = design_from_registry(config, DesignOptions(mode="custom_value"), out=root / "spec.json")
-    assert path is not None, result.reason
-    return {"root": root, "config": config, "spec": path, "uri": uri}
+def world(daily_world):
+    """The session's sample, send-day-1 model and custom_value spec (``daily_world``: read only)."""
+    return daily_world
 
 
 def _options(world, tmp_path, sandbox=None, **changes) -> DailyOptions:

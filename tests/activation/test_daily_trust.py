@@ -15,16 +15,12 @@ import pandas as pd
 import pytest
 
 from activation.client import ClientConfig
-from activation.daily import DailyOptions, run_daily
-from activation.design import DesignOptions
-from activation.design_io import design_from_registry
+from activation.daily import DailyOptions, exit_code, run_daily
 from activation.errors import DailyRunError, LedgerError, RunInProgress, SourceDistrusted
 from activation.runlock import run_lock
 from activation.sandbox import Sandbox
 from activation.status import render_status
-from pltv.config import Config, MlflowConfig, SourceConfig, TrainConfig
-from pltv.sample import generate_sample
-from pltv.train import train
+from pltv.config import SourceConfig
 
 TOKEN = "EAAB-daily-trust-token"
 RUN_DATE = date(2026, 10, 31)
@@ -32,18 +28,9 @@ NOW = datetime(2026, 10, 31, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trust")
-    generate_sample(root / "src", n_users=18_000, seed=5)
-    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    train(root / "src", send_days=(1,), tracking_uri=uri)
-    config = Config(
-        source=SourceConfig(path=str(root / "src")), train=TrainConfig(send_days=(1,)),
-        mlflow=MlflowConfig(tracking_uri=uri),
-    )  # fmt: skip
-    result, spec = design_from_registry(config, DesignOptions(mode="custom_value"), out=root / "spec.json")
-    assert spec is not None, result.reason
-    return {"root": root, "uri": uri, "spec": spec, "source": config.source}
+def world(daily_world):
+    """The session's sample, send-day-1 model and custom_value spec, shared with test_daily (read only)."""
+    return daily_world
 
 
 def _options(world, tmp_path, url=None, **changes) -> DailyOptions:
@@ -225,9 +212,9 @@ def test_a_disk_filling_mid_delivery_is_exit_4_and_the_next_run_completes_it(wor
         assert len(errors) == 1 and "the ledger could not be written" in errors[0]
         received = sum(sb.counted().values())
         assert received > 0  # the batch did reach the sandbox
-        again = subprocess.run([sys.executable, "-m", "pltv.cli", *args], capture_output=True, text=True,
-                               env=env, timeout=180)  # fmt: skip
-        assert again.returncode == 0, again.stderr
+        # the next run (in this process: the CLI's exit 4 path is what the first run covered)
+        again = run_daily(_options(world, tmp_path, sb.url, dry_run=False), now=NOW)
+        assert exit_code(again) == 0 and again.sent > 0
         assert max(sb.counted().values()) == 1 and sum(sb.counted().values()) == received
     import duckdb
 
