@@ -74,6 +74,14 @@ class EventSpec:
         ) != sorted(self.value_mapping.edges):
             raise SpecError("spec value mapping edges must be finite and ascending; run `pltv design`")
 
+    # the settings' fields, read through (held once, in ``settings``)
+    mode = property(lambda self: self.settings.mode)
+    event_name = property(lambda self: self.settings.event_name)
+    send_day = property(lambda self: self.settings.send_day)
+    currency = property(lambda self: self.settings.currency)
+    action_source = property(lambda self: self.settings.action_source)
+    threshold = property(lambda self: self.settings.threshold)
+
     def content(self) -> dict[str, Any]:
         """Everything that defines the spec (not ``created_at``), JSON-ready. The layout of schema version 1
         (the settings' fields at the top level), so every spec file keeps its ``spec_id``."""

@@ -143,6 +143,7 @@ def test_a_run_meta_stopped_warns_with_the_reason(con):
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory):
     """A small sample, a `k x early revenue` model fitted on its matured past, and a custom_value spec."""
+    from activation.settings import EventSettings
     from activation.spec import EventSpec
     from activation.valuemap import ValueMapping
     from pltv.features import build_features, feature_columns
@@ -159,7 +160,7 @@ def small_world(tmp_path_factory):
         EarlyRevenueMultiple().fit(train, train["actual_ltv"]), send_day=1, horizon_days=90,
         event_names=train.attrs["event_names"], feature_names=feature_columns(train),
     )  # fmt: skip
-    spec = EventSpec(mode="custom_value", event_name="pLTV_D1", send_day=1, currency="USD",
+    spec = EventSpec(settings=EventSettings(mode="custom_value", spec_id="", event_name="pLTV_D1", send_day=1),
                      value_mapping=ValueMapping("calibrated"), model_name="pltv_d1", model_version="1",
                      horizon_days=90, expected={"weekly_volume": 80.0})  # fmt: skip
     (root / "spec.json").write_text(spec.to_json())

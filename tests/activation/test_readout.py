@@ -14,6 +14,7 @@ from activation.client import ClientConfig
 from activation.daily import DailyOptions, run_daily
 from activation.readout import CalibrationOptions, bias_interval, calibration_readout, match_users
 from activation.sandbox import Sandbox
+from activation.settings import EventSettings
 from activation.spec import EventSpec
 from activation.valuemap import ValueMapping
 from pltv.config import SourceConfig
@@ -51,7 +52,7 @@ def replays(tmp_path_factory):
     # the `k x early revenue` model, k fitted on the matured past: calibrated in total by construction
     estimator = EarlyRevenueMultiple().fit(train, train["actual_ltv"])
     spec = EventSpec(
-        mode="custom_value", event_name="pLTV_D1", send_day=1, currency="USD",
+        settings=EventSettings(mode="custom_value", spec_id="", event_name="pLTV_D1", send_day=1),
         value_mapping=ValueMapping("calibrated", floor=0.01), model_name="pltv_d1", model_version="1",
         horizon_days=HORIZON,
     )  # fmt: skip
