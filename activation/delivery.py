@@ -2,7 +2,8 @@
 
 :func:`deliver` is the daily job's last step: skips are recorded, planned events are claimed as pending
 (the ids already sent are dropped here, so nothing is sent twice), batches go out concurrently and each
-batch's outcomes are written as soon as it returns. A token/permission error stops the run: the rows of
+batch's outcomes are written as soon as it returns (batches that returned during the last write are written
+together, in one transaction). A token/permission error stops the run: the rows of
 batches not delivered stay ``pending`` for the next run, and the :class:`RunStopped` propagates.
 """
 
