@@ -131,3 +131,19 @@ def test_request_body_is_what_the_client_posts_and_drops_secrets_on_request(sb):
         "partner_agent": "pltv-toolkit",
     }
     assert json.loads(request_body(payloads, None)) == {"data": payloads}
+
+
+def test_batches_that_end_while_the_caller_is_busy_are_handed_over_together(sb):
+    """send() yields the outcomes of every batch that ended since the last yield: a slow consumer (a ledger
+    write) gets fewer, larger lists, and together they hold each event exactly once."""
+    import time
+
+    events = [e.payload for e in make_events(60)]
+    with CapiClient(client_config(sb.url, batch_size=10)) as client:
+        yields = []
+        for outcomes in client.send(events):
+            yields.append([o.event_id for o in outcomes])
+            time.sleep(0.3)  # the other batches end meanwhile
+    ids = [i for y in yields for i in y]
+    assert sorted(ids) == sorted(e["event_id"] for e in events)
+    assert len(yields) < 6 and max(len(y) for y in yields) > 10
