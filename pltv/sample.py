@@ -10,7 +10,7 @@ the event designer have something true to find:
 - refunds (~2-3 % of transaction rows are negative);
 - early behaviour events (``session``, ``view_item``, ``add_to_cart``, ``trial_start``, ``checkout_start``)
   that carry real but noisy signal about later value;
-- identifiers with realistic coverage and mess (case and whitespace in emails, national and international
+- identifiers (:mod:`pltv.sample_identifiers`) with realistic coverage and mess (case and whitespace in emails, national and international
   phone formats, state names vs codes, ZIP+4, several date formats, missing values), ``consent`` false for
   a few percent, ``ldu`` for some US users, ``fbc``/``fbp`` in Meta's formats and the acquisition
   (conversion) event ids that Meta's delayed pLTV (``AppendValue``) refers to;
@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pltv.errors import ConfigError
+from pltv.sample_identifiers import concat, identifiers, zero_pad
 
-_S = np.dtypes.StringDType()
 DAY_S = 86_400
 
 CHANNELS = np.array(["paid_social", "paid_search", "organic", "referral", "affiliate"])
@@ -52,130 +52,6 @@ COUNTRIES = np.array(["US", "GB", "CA", "DE", "FR", "AU", "BR"])
 COUNTRY_P = np.array([0.52, 0.12, 0.08, 0.09, 0.07, 0.06, 0.06])
 COUNTRY_EFFECT = np.array([0.15, 0.05, 0.05, 0.0, -0.05, 0.10, -0.55])
 
-FIRST_NAMES = np.array(
-    [
-        "James",
-        "Mary",
-        "John",
-        "Patricia",
-        "Robert",
-        "Jennifer",
-        "Michael",
-        "Linda",
-        "David",
-        "Emma",
-        "Olivia",
-        "Noah",
-        "Liam",
-        "Sophia",
-        "Mary-Jane",
-        "José",
-        "Zoë",
-        "Anne Marie",
-        "Léa",
-        "Lukas",
-        "Mia",
-        "Lucas",
-        "Chloé",
-        "Jack",
-        "Isla",
-        "Ava",
-        "Mateo",
-        "Sofia",
-        "Ethan",
-        "Amelia",
-    ],
-    dtype=_S,
-)
-LAST_NAMES = np.array(
-    [
-        "Smith",
-        "Johnson",
-        "Williams",
-        "Brown",
-        "Jones",
-        "Garcia",
-        "Miller",
-        "Davis",
-        "O'Brien",
-        "Müller",
-        "van der Berg",
-        "Martin",
-        "Dubois",
-        "Taylor",
-        "Wilson",
-        "Anderson",
-        "Thomas",
-        "Moore",
-        "Schmidt",
-        "Silva",
-        "Santos",
-        "Lee",
-        "Walker",
-        "Young",
-        "King",
-        "Wright",
-        "Scott",
-        "Green",
-        "Baker",
-        "Hall",
-    ],
-    dtype=_S,
-)
-DOMAINS = np.array(
-    [
-        "gmail.com",
-        "yahoo.com",
-        "outlook.com",
-        "icloud.com",
-        "hotmail.co.uk",
-        "gmx.de",
-        "orange.fr",
-        "example.org",
-    ],
-    dtype=_S,
-)
-# per country: (cities, state names, state codes)
-US_STATES = [
-    ("New York", "New York", "NY"),
-    ("San Francisco", "California", "CA"),
-    ("Los Angeles", "California", "CA"),
-    ("Austin", "Texas", "TX"),
-    ("Chicago", "Illinois", "IL"),
-    ("Seattle", "Washington", "WA"),
-    ("Miami", "Florida", "FL"),
-    ("Boston", "Massachusetts", "MA"),
-    ("O'Fallon", "Missouri", "MO"),
-    ("Denver", "Colorado", "CO"),
-]
-US_AREA = np.array([212, 415, 213, 512, 312, 206, 305, 617, 636, 303])  # matches US_STATES order
-OTHER_CITIES = {
-    "GB": ["London", "Manchester", "Leeds", "Bristol"],
-    "CA": ["Toronto", "Vancouver", "Montréal", "Calgary"],
-    "DE": ["Berlin", "München", "Hamburg", "Köln"],
-    "FR": ["Paris", "Lyon", "Marseille", "Toulouse"],
-    "AU": ["Sydney", "Melbourne", "Brisbane", "Perth"],
-    "BR": ["São Paulo", "Rio de Janeiro", "Belo Horizonte", "Curitiba"],
-}
-OTHER_STATES = {
-    "CA": [("Ontario", "ON"), ("British Columbia", "BC"), ("Quebec", "QC"), ("Alberta", "AB")],
-    "AU": [
-        ("New South Wales", "NSW"),
-        ("Victoria", "VIC"),
-        ("Queensland", "QLD"),
-        ("Western Australia", "WA"),
-    ],
-    "DE": [("Berlin", "BE"), ("Bayern", "BY"), ("Hamburg", "HH"), ("Nordrhein-Westfalen", "NW")],
-}
-USER_AGENTS = np.array(
-    [
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-        "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
-        "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36",
-    ],
-    dtype=_S,
-)
 EVENT_NAMES = ["session", "view_item", "add_to_cart", "checkout_start", "trial_start"]
 
 
@@ -209,43 +85,6 @@ def _arms(seed: int, experiment: Experiment, signup_at: pd.DatetimeIndex, end_at
     return np.where(inside, (rng.random(len(channel)) < 0.5).astype(int), -1)
 
 
-def _s(values: np.ndarray) -> np.ndarray:
-    """Integers/strings -> numpy StringDType (vectorized string arithmetic)."""
-    return np.asarray(values).astype(_S)
-
-
-def _zpad(values: np.ndarray, width: int) -> np.ndarray:
-    return np.strings.zfill(_s(values), width)
-
-
-def _cat(*parts: np.ndarray | str) -> np.ndarray:
-    out = parts[0] if isinstance(parts[0], np.ndarray) else np.asarray(parts[0], dtype=_S)
-    for part in parts[1:]:
-        out = np.strings.add(out, part if isinstance(part, np.ndarray) else np.asarray(part, dtype=_S))
-    return out
-
-
-def _pick(index: np.ndarray, options: list[np.ndarray]) -> np.ndarray:
-    """``options[index[i]][i]`` per row (``np.choose`` crashes on StringDType arrays)."""
-    out = options[0]
-    for k, option in enumerate(options[1:], start=1):
-        out = np.where(index == k, option, out)
-    return out
-
-
-def _hex(rng: np.random.Generator, n: int, width: int) -> np.ndarray:
-    """``n`` random lowercase hex strings of ``width`` characters."""
-    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    codes = digits[rng.integers(0, 16, size=(n, width))]
-    return np.ascontiguousarray(codes).view(f"S{width}").ravel().astype(_S)
-
-
-def _masked(values: np.ndarray, keep: np.ndarray) -> pd.Series:
-    """A pandas string Series with ``None`` where ``keep`` is False."""
-    series = pd.Series(values.astype(object), dtype="string")
-    return series.where(keep, None)
-
-
 def _choice(rng: np.random.Generator, n: int, p: np.ndarray) -> np.ndarray:
     return rng.choice(len(p), size=n, p=p / p.sum())
 
@@ -260,197 +99,6 @@ def _signup_seconds(rng: np.random.Generator, n: int, days: int) -> np.ndarray:
     hour_w = np.array([2, 1, 1, 1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 6, 6, 6, 7, 8, 9, 10, 9, 7, 4], float)
     hour = _choice(rng, n, hour_w)
     return d * DAY_S + hour * 3600 + rng.integers(0, 3600, n)
-
-
-def _phones(rng: np.random.Generator, country: np.ndarray, state_idx: np.ndarray) -> np.ndarray:
-    n = len(country)
-    fmt = rng.integers(0, 4, n)
-    sub7 = rng.integers(2_000_000, 9_999_999, n)
-    sub7 = np.where(sub7 // 10_000 % 1000 == 555, sub7 + 1_000_000, sub7)  # avoid 555 exchanges
-    ex, line = _s(sub7 // 10_000), _zpad(sub7 % 10_000, 4)
-    area = _s(US_AREA[state_idx])
-    nanp = [
-        _cat("(", area, ") ", ex, "-", line),
-        _cat(area, "-", ex, "-", line),
-        _cat("+1 ", area, " ", ex, " ", line),
-        _cat(area, ".", ex, ".", line),
-    ]
-    out = _pick(fmt, nanp)
-    mob6 = _zpad(rng.integers(0, 1_000_000, n), 6)
-    mob8 = _zpad(rng.integers(0, 100_000_000, n), 8)
-    by_country = {
-        "GB": [
-            _cat("07", _s(rng.integers(400, 999, n)), " ", mob6),
-            _cat("+44 7", _s(rng.integers(400, 999, n)), " ", mob6),
-        ],
-        "CA": [_cat("(416) ", ex, "-", line), _cat("+1 604 ", ex, " ", line)],
-        "DE": [_cat("0151 ", mob8), _cat("+49 151 ", mob8)],
-        "FR": [
-            _cat(
-                "06 ",
-                np.strings.slice(mob8, 0, 2),
-                " ",
-                np.strings.slice(mob8, 2, 4),
-                " ",
-                np.strings.slice(mob8, 4, 6),
-                " ",
-                np.strings.slice(mob8, 6, 8),
-            ),
-            _cat("+33 6", mob8),
-        ],
-        "AU": [
-            _cat(
-                "04",
-                np.strings.slice(mob8, 0, 2),
-                " ",
-                np.strings.slice(mob8, 2, 5),
-                " ",
-                np.strings.slice(mob8, 5, 8),
-            ),
-            _cat("+61 4", mob8),
-        ],
-        "BR": [
-            _cat("(11) 9", np.strings.slice(mob8, 0, 4), "-", np.strings.slice(mob8, 4, 8)),
-            _cat("+55 11 9", mob8),
-        ],
-    }
-    for code, formats in by_country.items():
-        mask = country == code
-        out = np.where(mask, _pick(fmt % len(formats), formats), out)
-    return out
-
-
-def _identifiers(rng: np.random.Generator, users: pd.DataFrame) -> pd.DataFrame:
-    n = len(users)
-    country = users["country"].to_numpy().astype(str)
-    platform = users["platform"].to_numpy().astype(str)
-    channel = users["channel"].to_numpy().astype(str)
-    web = platform == "web"
-    is_us = country == "US"
-    signup_ms = (users["signup_at"].astype("int64").to_numpy() // 1000).astype(np.int64)  # us -> ms
-
-    fn = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), n)]
-    ln = LAST_NAMES[rng.integers(0, len(LAST_NAMES), n)]
-    local = _cat(
-        np.strings.lower(np.strings.replace(fn, " ", "")),
-        ".",
-        np.strings.lower(np.strings.replace(np.strings.replace(ln, " ", ""), "'", "")),
-        _s(rng.integers(1, 9999, n)),
-    )
-    email = _cat(local, "@", DOMAINS[rng.integers(0, len(DOMAINS), n)])
-    style = rng.random(n)
-    email = np.where(style < 0.12, np.strings.upper(email), email)
-    email = np.where((style >= 0.12) & (style < 0.22), _cat("  ", email, " "), email)
-    email = np.where(
-        (style >= 0.22) & (style < 0.30),
-        _cat(np.strings.capitalize(local), "@", DOMAINS[rng.integers(0, 4, n)]),
-        email,
-    )
-    fn_out = np.where(rng.random(n) < 0.15, np.strings.upper(fn), fn)
-    ln_out = np.where(rng.random(n) < 0.10, _cat(" ", np.strings.lower(ln)), ln)
-
-    state_idx = rng.integers(0, len(US_STATES), n)
-    us_city = np.array([c for c, _, _ in US_STATES], dtype=_S)[state_idx]
-    us_state = np.where(
-        rng.random(n) < 0.45,
-        np.array([s for _, s, _ in US_STATES], dtype=_S)[state_idx],
-        np.array([c for _, _, c in US_STATES], dtype=_S)[state_idx],
-    )
-    us_zip5 = _zpad(
-        np.array([10001, 94103, 90012, 73301, 60601, 98101, 33101, 2108, 63366, 80202])[state_idx]
-        + rng.integers(0, 40, n),
-        5,
-    )
-    us_zip = np.where(rng.random(n) < 0.3, _cat(us_zip5, "-", _zpad(rng.integers(0, 9999, n), 4)), us_zip5)
-    city, state, zp = us_city, us_state, us_zip
-    k4 = rng.integers(0, 4, n)
-    for code, cities in OTHER_CITIES.items():
-        mask = country == code
-        city = np.where(mask, np.array(cities, dtype=_S)[k4], city)
-        if code in OTHER_STATES:
-            names = np.array([a for a, _ in OTHER_STATES[code]], dtype=_S)[k4]
-            codes = np.array([b for _, b in OTHER_STATES[code]], dtype=_S)[k4]
-            state = np.where(mask, np.where(rng.random(n) < 0.5, names, codes), state)
-        else:
-            state = np.where(mask, np.asarray("", dtype=_S), state)
-        postal = {
-            "GB": _cat("M1 ", _s(rng.integers(1, 9, n)), "AE"),
-            "CA": _cat("M5V ", _s(rng.integers(1, 9, n)), "T", _s(rng.integers(1, 9, n))),
-            "DE": _zpad(rng.integers(10115, 99998, n), 5),
-            "FR": _zpad(rng.integers(75001, 75020, n), 5),
-            "AU": _s(rng.integers(2000, 6999, n)),
-            "BR": _cat(_zpad(rng.integers(1000, 9999, n), 5), "-000"),
-        }
-        zp = np.where(mask, postal[code], zp)
-    has_state = np.strings.str_len(state) > 0
-
-    dob_days = rng.integers(-18_000, 11_000, n)  # ~1920 .. 2000 (days since epoch)
-    dob = pd.to_datetime(dob_days, unit="D")
-    iso, us_fmt, compact = (np.asarray(dob.strftime(f), dtype=_S) for f in ("%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"))
-    dob_fmt = rng.integers(0, 3, n)
-    dob_txt = np.where(dob_fmt == 0, iso, np.where((dob_fmt == 1) & is_us, us_fmt, compact))
-    gender = np.array(["F", "M", "female", "Male", "f", "m", "Female"], dtype=_S)[rng.integers(0, 7, n)]
-
-    clicked = rng.random(n) < np.where(channel == "paid_social", 0.7, 0.08)
-    fbclid = _cat("IwAR", _hex(rng, n, 10), np.strings.upper(_hex(rng, n, 6)))
-    fbc = _cat("fb.1.", _s(signup_ms - rng.integers(0, 600_000, n)), ".", fbclid)
-    fbp = _cat(
-        "fb.1.",
-        _s(signup_ms - rng.integers(0, 30 * DAY_S * 1000, n)),
-        ".",
-        _s(rng.integers(0, 2_147_483_647, n)),
-    )
-    octets = rng.integers(1, 255, size=(n, 4))
-    ipv4 = _cat(
-        _s(octets[:, 0] % 200 + 23), ".", _s(octets[:, 1]), ".", _s(octets[:, 2]), ".", _s(octets[:, 3])
-    )
-    ipv6 = _cat("2a03:2880:", _hex(rng, n, 4), ":", _hex(rng, n, 4), "::", _hex(rng, n, 3))
-    ip = np.where(rng.random(n) < 0.4, ipv6, ipv4)
-    ua = USER_AGENTS[np.where(web, rng.integers(0, 2, n), np.where(platform == "ios", 2, 3))]
-    madid_raw = _cat(
-        _hex(rng, n, 8),
-        "-",
-        _hex(rng, n, 4),
-        "-4",
-        _hex(rng, n, 3),
-        "-a",
-        _hex(rng, n, 3),
-        "-",
-        _hex(rng, n, 12),
-    )
-    madid = np.where(platform == "ios", np.strings.upper(madid_raw), madid_raw)
-    sent_at = users["signup_at"] + pd.to_timedelta(rng.integers(1, 120, n), unit="s")
-    conv_id = _cat("reg-", _hex(rng, n, 16))
-
-    r = rng.random
-    out = pd.DataFrame(
-        {
-            "email": _masked(email, r(n) < 0.9),
-            "phone": _masked(_phones(rng, country, state_idx), r(n) < 0.62),
-            "first_name": _masked(fn_out, r(n) < 0.78),
-            "last_name": _masked(ln_out, r(n) < 0.74),
-            "city": _masked(city, r(n) < 0.58),
-            "state": _masked(state, (r(n) < 0.55) & has_state),
-            "zip": _masked(zp, r(n) < 0.52),
-            "date_of_birth": _masked(dob_txt, r(n) < 0.33),
-            "gender": _masked(gender, r(n) < 0.40),
-            "external_id": _masked(_cat("crm-", _hex(rng, n, 12)), r(n) < 0.97),
-            "fbc": _masked(fbc, clicked & web),
-            "fbp": _masked(fbp, web & (r(n) < 0.75)),
-            "client_ip_address": _masked(ip, r(n) < np.where(web, 0.88, 0.55)),
-            "client_user_agent": _masked(ua, r(n) < np.where(web, 0.92, 0.5)),
-            "madid": _masked(madid, ~web & (r(n) < 0.55)),
-            "anon_id": _masked(_cat("XZ", _hex(rng, n, 30)), ~web & (r(n) < 0.7)),
-            "consent": r(n) >= 0.03,
-            "ldu": is_us & (r(n) < 0.04),
-            "event_source_url": _masked(np.full(n, "https://shop.example.com/signup", dtype=_S), web),
-            "conversion_event_name": _masked(np.full(n, "CompleteRegistration", dtype=_S), web),
-            "conversion_event_id": _masked(conv_id, web & (r(n) < 0.95)),
-            "conversion_order_id": pd.Series([None] * n, dtype="string"),
-            "conversion_sent_at": sent_at.where(web),
-        }
-    )
-    return out
 
 
 def _repeat_index(counts: np.ndarray) -> np.ndarray:
@@ -477,7 +125,7 @@ def generate_tables(
     ch, pl, co = _choice(rng, n, CHANNEL_P), _choice(rng, n, PLATFORM_P), _choice(rng, n, COUNTRY_P)
     effect = CHANNEL_EFFECT[ch] + PLATFORM_EFFECT[pl] + COUNTRY_EFFECT[co]
     z = rng.normal(size=n)  # latent value
-    user_id = _cat("u", _zpad(rng.permutation(n) + 1, 8))
+    user_id = concat("u", zero_pad(rng.permutation(n) + 1, 8))
     user_ids = pd.Index(user_id.astype(object), dtype="string")  # categories for the long tables
     users = pd.DataFrame(
         {
@@ -536,7 +184,7 @@ def generate_tables(
     m = len(owner)
     tx = pd.DataFrame(
         {
-            "transaction_id": _cat("t", _zpad(np.arange(m) + 1, 10)).astype(object),
+            "transaction_id": concat("t", zero_pad(np.arange(m) + 1, 10)).astype(object),
             "user_id": user_id[owner].astype(object),
             "occurred_at": signup_at[owner] + pd.to_timedelta(t_off.astype(np.int64), unit="s"),
             "revenue": amount,
@@ -591,7 +239,7 @@ def generate_tables(
             "event_name": pd.Categorical.from_codes(e_name[order], EVENT_NAMES),
         }
     )
-    users = pd.concat([users, _identifiers(rng, users)], axis=1)
+    users = pd.concat([users, identifiers(rng, users)], axis=1)
     if experiment is not None:
         labels = np.array([None, experiment.control, experiment.treatment], dtype=object)
         users[experiment.column] = pd.Series(labels[arm + 1], dtype="string")
