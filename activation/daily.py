@@ -53,6 +53,7 @@ from activation.spec import EventSpec, check_spec_model, load_spec
 from activation.types import EventPlan
 from pltv.config import Config, SourceConfig
 from pltv.contract import DELIVERY, MATCH_COLUMNS
+from pltv.progress import Progress
 from pltv.sources import open_source
 
 log = logging.getLogger("activation.daily")
@@ -340,17 +341,21 @@ def _check_run_date(run_date: date, now: datetime) -> None:
         )
 
 
-def run_daily(options: DailyOptions, *, now: datetime | None = None, model=None) -> DailyReport:
-    """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry.
+def run_daily(
+    options: DailyOptions, *, now: datetime | None = None, model=None, progress: Progress | None = None
+) -> DailyReport:
+    """Run one day. ``now`` is the send clock (default: the real time); ``model`` skips the registry;
+    ``progress`` shows the stages (source, selection, score + hash + build + send with counts; silent by
+    default).
 
     The ledger's run lock is taken first: a second concurrent run on the same ledger stops at once."""
     now = now or options.now or datetime.now(UTC)
     _check_run_date(options.run_date, now)
     with run_lock(options.ledger_path, run_date=options.run_date):
-        return _run_daily(options, now=now, model=model)
+        return _run_daily(options, now=now, model=model, progress=Progress.coerce(progress))
 
 
-def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyReport:
+def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Progress) -> DailyReport:
     from pltv.features import CATEGORICALS, build_features, to_utc_naive
     from pltv.registry import load_model
 
@@ -382,7 +387,9 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
 
     t = time.perf_counter()
     try:
-        source = open_source(options.source)
+        with progress.stage("open + validate the source", unit="users") as opening:
+            source = open_source(options.source)
+            opening.advance(source.quality.users)
     except Exception as exc:
         raise DailyRunError(f"cannot open the source: {exc}") from exc
     timed("source", t)
@@ -427,10 +434,12 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
             # first what may have reached Meta and can no longer be re-sent safely, then what is too old
             report.unconfirmed = ledger.settle_unconfirmed(now=now, window_s=DEDUP_WINDOW_S - RESEND_MARGIN_S)
             report.expired = ledger.expire(older_than=now - timedelta(days=settings.max_age_days))
-        selected, report.deferred, report.served_before, superseded = _select(
-            source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end,
-            write=not options.dry_run,
-        )  # fmt: skip
+        with progress.stage("select the users due", unit="users") as selecting:
+            selected, report.deferred, report.served_before, superseded = _select(
+                source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end,
+                write=not options.dry_run,
+            )  # fmt: skip
+            selecting.advance(len(selected))
         report.unconfirmed += superseded
         timed("select", t)
         report.eligible, report.catch_up = len(selected), int(selected["catch_up"].sum())
@@ -476,6 +485,7 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
                 users, settings, now=now, id_columns=id_cols, default_region=options.default_region
             )  # skips keep their reasons
             timed("hash+build", t)
+            sending.advance(len(part))
             report.planned += len(plan.events)
             report.skipped.update(plan.skip_reasons())
             if plan.identity is not None:
@@ -493,13 +503,15 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None) -> DailyRepo
         )
         t = time.perf_counter()
         prepared_before = sum(stage.values())
+        what = "outbox" if options.dry_run else "send"
         try:
-            if options.dry_run:
-                for _ in pipelined(parts, prepare, write_outbox):
-                    pass
-            else:
-                for delivery in deliver_pipelined(parts, prepare, client=client, ledger=ledger, run=run):
-                    report.add(delivery)
+            with progress.stage(f"score, hash, build, {what}", total=len(selected), unit="users") as sending:
+                if options.dry_run:
+                    for _ in pipelined(parts, prepare, write_outbox):
+                        pass
+                else:
+                    for delivery in deliver_pipelined(parts, prepare, client=client, ledger=ledger, run=run):
+                        report.add(delivery)
         except RunStopped as exc:  # the run history keeps the stopped run too, with why
             _record_history(ledger, report, spec, stopped=exc)
             raise

@@ -283,6 +283,7 @@ def score_command(
     Exit codes: 0 written; 2 nothing written (missing model, source or option).
     """
     from pltv.errors import ConfigError
+    from pltv.progress import Progress
     from pltv.score import parse_model_ref, score
 
     cfg = read_config(config).replace("source", path=source)
@@ -297,10 +298,11 @@ def score_command(
             from pltv.spark import check_spark_runtime
 
             check_spark_runtime()
-        result = score(
-            cfg.source, send_day=send_day, out=out, tracking_uri=cfg.mlflow.tracking_uri, model=ref,
-            as_of=when, engine=engine, spark_master=spark_master,
-        )  # fmt: skip
+        with Progress.for_stream(sys.stdout) as progress:
+            result = score(
+                cfg.source, send_day=send_day, out=out, tracking_uri=cfg.mlflow.tracking_uri, model=ref,
+                as_of=when, engine=engine, spark_master=spark_master, progress=progress,
+            )  # fmt: skip
     except ValueError as exc:
         raise fail(exc) from exc
     except PltvError as exc:

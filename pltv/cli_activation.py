@@ -8,7 +8,7 @@ stays instant. With :mod:`pltv.cli`, the one place allowed to import both packag
 from __future__ import annotations
 
 import os
-from datetime import datetime
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -197,13 +197,14 @@ def score_and_send(
     from activation.daily import DailyOptions, exit_code, run_daily
     from activation.errors import ActivationError, LedgerWriteError, RunStopped
     from activation.redaction import configure_logging
+    from pltv.progress import Progress
 
     token, app_secret = os.environ.get("META_ACCESS_TOKEN"), os.environ.get("META_APP_SECRET")
     cfg = read_config(config).replace("source", path=source)
     cfg = cfg.replace("capi", pixel_id=pixel_id, graph_url=graph_url, ledger=str(ledger) if ledger else None)
     try:
         configure_logging(log_level.upper(), secrets=[s for s in (token, app_secret) if s])
-        run_date = datetime.strptime(date, "%Y-%m-%d").date()
+        run_date = parse_date(date, "--date")
     except ValueError as exc:
         raise fail(exc) from exc
     try:
@@ -211,7 +212,8 @@ def score_and_send(
             cfg, run_date=run_date, spec_path=spec, dry_run=dry_run, access_token=token, app_secret=app_secret,
             test_event_code=test_event_code, replay_now=now,
         )  # fmt: skip
-        report = run_daily(options)
+        with Progress.for_stream(sys.stdout) as progress:
+            report = run_daily(options, progress=progress)
     except RunStopped as exc:
         raise fail(exc, code=3) from exc
     except LedgerWriteError as exc:

@@ -1,7 +1,7 @@
 """Progress of long commands: a live bar on a terminal, one plain line per stage everywhere else (cron).
 
-One small API for every long-running command (``train``, ``sample-data`` now; ``score-and-send`` and
-``score`` can adopt it the same way)::
+One small API for every long-running command (``train``, ``sample-data``, ``score-and-send``,
+``score``)::
 
     from pltv.progress import Progress
 

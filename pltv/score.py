@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pltv.config import SourceConfig
 from pltv.errors import ConfigError, RegistryError
 from pltv.features import build_features, default_as_of, feature_columns, to_utc_naive
+from pltv.progress import Progress
 
 CHUNK_ROWS = 500_000  # rows scored at once (LightGBM's input copy stays bounded)
 
@@ -118,10 +119,14 @@ def score(
     engine: str = "duckdb",
     spark=None,
     spark_master: str | None = None,
+    progress: Progress | None = None,
 ) -> ScoreResult:
     """Score every user who reached ``send_day`` by ``as_of`` and write ``user_id, predicted_ltv,
-    model_version`` to ``out`` (a Parquet file; with Spark a folder of part files)."""
+    model_version`` to ``out`` (a Parquet file; with Spark a folder of part files). ``progress``: a
+    :class:`~pltv.progress.Progress` for its stages (silent by default)."""
     from pltv.registry import load_model
+
+    progress = Progress.coerce(progress)
 
     if engine not in ("duckdb", "spark"):
         raise ConfigError(f"engine must be duckdb or spark, got {engine!r}")
@@ -158,20 +163,28 @@ def score(
 
     from pltv.sources import open_source
 
-    with open_source(source) as src:
-        as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
-        frame = build_features(
-            src.con, as_of=as_of, event_names=pyfunc.event_names, categoricals=pyfunc.categoricals, **window
-        )
+    with progress.stage(f"send day {send_day}: source + features", unit="users") as stage:
+        with open_source(source) as src:
+            as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(src.quality.data_end)
+            frame = build_features(
+                src.con,
+                as_of=as_of,
+                event_names=pyfunc.event_names,
+                categoricals=pyfunc.categoricals,
+                **window,
+            )
+        stage.advance(len(frame))
     cols = ["user_id", *feature_columns(frame)]
     frame = frame[cols]
     writer = None
     tmp = out.with_name(out.name + ".partial")
     try:
-        for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-            part = frame.iloc[start : start + CHUNK_ROWS]
-            predicted = np.asarray(pyfunc.predict(part), dtype=np.float64)
-            writer = _write(tmp, part["user_id"].to_numpy(), predicted, label, writer)
+        with progress.stage(f"score with {label}", total=len(frame), unit="users") as stage:
+            for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+                part = frame.iloc[start : start + CHUNK_ROWS]
+                predicted = np.asarray(pyfunc.predict(part), dtype=np.float64)
+                writer = _write(tmp, part["user_id"].to_numpy(), predicted, label, writer)
+                stage.advance(len(part))
     finally:
         if writer is not None:
             writer.close()

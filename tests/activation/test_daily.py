@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -423,6 +424,18 @@ def test_cli_logs_events_to_stderr_at_info_without_identifiers_or_secrets(world,
     (tmp_path / "q").mkdir()
     quiet = _cli(world, tmp_path / "q", monkeypatch, "--dry-run")  # the default level: WARNING
     assert quiet.exit_code == 0 and "activation.daily_started" not in quiet.stderr
+
+
+def test_cli_prints_one_line_per_stage_with_counts_when_not_a_terminal(world, tmp_path, monkeypatch):
+    """Without a terminal (cron), each stage prints a start line and a done line with its time and count,
+    before the run's report."""
+    result = _cli(world, tmp_path, monkeypatch, "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for stage in ("open + validate the source", "select the users due", "score, hash, build, outbox"):
+        assert f"{stage} ..." in out
+        assert re.search(rf"{re.escape(stage)}: done in [0-9.]+s \([0-9,]+ users\)", out), stage
+    assert out.index("score, hash, build, outbox: done") < out.index("DRY RUN")
 
 
 def test_cli_exits_3_when_the_endpoint_refuses_the_request(world, tmp_path, monkeypatch):

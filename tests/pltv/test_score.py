@@ -53,6 +53,8 @@ def test_scores_every_user_who_reached_the_send_day_with_the_registered_model(st
     assert scores["user_id"].is_unique
     np.testing.assert_array_equal(scores["predicted_ltv"].to_numpy(), model.predict(feats))
     assert "scored 19," in result.output
+    assert "send day 3: source + features: done in" in result.output  # a line per stage (not a terminal)
+    assert "score with pltv_d3/1: done in" in result.output
 
 
 def test_a_version_number_and_an_alias_name_the_same_model(store, tmp_path):
