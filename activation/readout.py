@@ -31,7 +31,7 @@ from activation import event_id_for  # the daily job's own derivation (public AP
 from activation.errors import ActivationError, LedgerError
 from activation.ledger import TABLE
 from pltv.errors import InsufficientDataError
-from pltv.features import default_as_of, to_utc_naive
+from pltv.features import as_of_or_default
 from pltv.maturity import maturity_curve
 from pltv.metrics import decile_table, normalized_gini
 
@@ -288,11 +288,8 @@ def read_calibration(
     con: duckdb.DuckDBPyConnection, events: pd.DataFrame, options: CalibrationOptions, *, data_end=None
 ) -> CalibrationReadout:
     """The readout over a source's canonical tables (``con``) and the ledger's sent rows (``events``)."""
-    if options.as_of is not None:
-        as_of = to_utc_naive(options.as_of)
-    elif data_end is not None:
-        as_of = default_as_of(data_end)
-    else:
+    as_of = as_of_or_default(options.as_of, data_end)
+    if as_of is None:
         raise ReadoutError("the calibration readout needs as_of or the source's data_end")
     h = int(options.horizon_days)
     partial_days = sorted({int(m) for m in options.partial_days if 0 < int(m) < h})

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pltv.errors import ConfigError, DataQualityError, InsufficientDataError, PltvError, SchemaError
-from pltv.features import default_as_of, to_utc_naive
+from pltv.features import as_of_or_default, to_utc_naive
 from pltv.maturity import MaturityCurve, maturity_curve
 
 MIN_PAYERS = 30  # matured payers per arm below which a bootstrap of a heavy-tailed mean is not trusted
@@ -376,11 +376,8 @@ def read_experiment(
 ) -> ExperimentReadout:
     """The readout over a source's canonical tables (``con``); see the module docstring."""
     _check_arms(con, options, user_columns)
-    if options.as_of is not None:
-        as_of = to_utc_naive(options.as_of)
-    elif data_end is not None:
-        as_of = default_as_of(data_end)
-    else:
+    as_of = as_of_or_default(options.as_of, data_end)
+    if as_of is None:
         raise ConfigError("the experiment readout needs as_of or the source's data_end")
     horizon = projection.horizon_days if projection is not None else options.horizon_days
     if options.maturity_days > horizon:

@@ -80,6 +80,13 @@ def default_as_of(data_end: datetime | date | str | pd.Timestamp) -> datetime:
     return datetime(end.year, end.month, end.day) + timedelta(days=1)
 
 
+def as_of_or_default(as_of, data_end) -> datetime | None:
+    """``as_of`` as naive UTC when given, else :func:`default_as_of` of ``data_end``; ``None`` when neither."""
+    if as_of is not None:
+        return to_utc_naive(as_of)
+    return default_as_of(data_end) if data_end is not None else None
+
+
 def event_column(name: str) -> str:
     """Column name for the count of one event name (``event__add_to_cart``)."""
     return EVENT_PREFIX + (re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower() or "unnamed")

@@ -22,6 +22,16 @@ def d7_two_versions_store(tmp_path_factory) -> str:
     return uri
 
 
+@pytest.fixture(scope="session")
+def d3_store(tmp_path_factory) -> str:
+    """Send day 3 trained once on the sample (v1, champion). Read-only for its users (score, Spark parity)."""
+    from pltv.train import train
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow-d3') / 'mlflow.db'}"
+    train(SAMPLE, send_days=(3,), tracking_uri=uri, model_name="pltv_d{send_day}")
+    return uri
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _keep_tracking_uri():
     """mlflow.set_tracking_uri (called by train, registry, daily) also sets MLFLOW_TRACKING_URI for the whole

@@ -13,18 +13,14 @@ from pltv.features import build_features, default_as_of
 from pltv.registry import load_model
 from pltv.score import ModelRef, parse_model_ref
 from pltv.sources import open_source
-from pltv.train import train
 
 SAMPLE = "data/sample"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One send-day-3 model trained on the sample into a fresh store."""
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    train(SAMPLE, send_days=(3,), tracking_uri=uri, model_name="pltv_d{send_day}")
-    return uri
+@pytest.fixture
+def store(d3_store):
+    """The session's send-day-3 store (tests/conftest.py): these tests only read it."""
+    return d3_store
 
 
 def _score(uri, *args):

@@ -128,12 +128,10 @@ def test_spark_and_duckdb_agree_on_edge_rows(tmp_path, spark):
     assert duck.set_index("user_id").loc["d", "early_net_revenue"] == 40.0  # t7's earlier copy, inside day 1
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    train(SAMPLE, send_days=(3,), tracking_uri=uri, model_name="pltv_d{send_day}")
-    return uri
+@pytest.fixture
+def store(d3_store):
+    """The session's send-day-3 store (tests/conftest.py): these tests only read it."""
+    return d3_store
 
 
 def test_pltv_score_is_equal_across_engines(store, spark, tmp_path, capsys):
