@@ -17,7 +17,8 @@ from typing import TypeVar
 
 from activation.client import CapiClient
 from activation.errors import LedgerError, RunStopped
-from activation.ledger import REJECTED, SENT, Ledger, RunInfo
+from activation.ledger import Ledger, RunInfo
+from activation.ledger_states import REJECTED, SENT
 from activation.pipeline import pipelined
 from activation.redaction import log_event
 from activation.types import EventPlan, PlannedEvent, SkippedEvent

@@ -28,7 +28,7 @@ from activation import IdentityReport, estimate_match_quality, hash_identifiers
 from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
 from activation.design import LEARNING_EVENTS_PER_AD_SET_WEEK as LEARNING_EVENTS_PER_AD_SET
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
-from activation.ledger import EXPIRED
+from activation.ledger_states import EXPIRED
 from activation.meta import HASHED_KEYS
 from activation.readout import match_users
 from activation.report import population_stability_index

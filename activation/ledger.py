@@ -18,7 +18,7 @@ Protocol (each step its own transaction, so a crash at any point leaves rows the
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,82 +30,24 @@ import pandas as pd
 
 from activation.errors import LedgerError, LedgerWriteError
 from activation.ledger_schema import TABLE, prepare_table
-from activation.types import EventOutcome, PlannedEvent, SkippedEvent
-
-PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
-STATES = (PENDING, SENT, FAILED, SKIPPED)
-# reasons that name a kind of failed row (skips carry the builder's reason codes)
-RETRYABLE = "retries_exhausted"  # failed only because retries ran out: a later run sends it again
-REJECTED = "rejected"  # Meta refused the event itself: never re-sent (it would poison the batch again)
-EXPIRED = "expired"  # owed, but too old for Meta before any run could send it
-# may have reached Meta (a timeout, a reset after the body left, a dead run's pending) and Meta's dedup
-# window from that moment has closed: a re-send would be counted twice, so it is never re-sent
-UNCONFIRMED = "unconfirmed"
-SUPERSEDED = "superseded"  # owed under an earlier spec, never delivered: the current spec sends the user
-NOT_SENT = "not_sent"  # pending, but its batch never left (the run stopped first): owed, never delivered
-TEMPORARY_SKIPS = ("in_future",)  # a later run may send these: the clock, not the user, was the reason
-
-#: Where a row may be, finer than its state: each place a SQL predicate over the row (``{t}`` = table).
-PLACES: Mapping[str, str] = {
-    "pending": f"{{t}}.state = '{PENDING}'",
-    "sent": f"{{t}}.state = '{SENT}'",
-    "failed_retryable": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS NOT DISTINCT FROM '{RETRYABLE}'",
-    "failed_for_good": f"{{t}}.state = '{FAILED}' AND {{t}}.reason IS DISTINCT FROM '{RETRYABLE}' "
-    f"AND {{t}}.reason IS DISTINCT FROM '{UNCONFIRMED}'",
-    "unconfirmed": f"{{t}}.state = '{FAILED}' AND {{t}}.reason = '{UNCONFIRMED}'",
-    "skipped_for_clock": f"{{t}}.state = '{SKIPPED}' AND coalesce({{t}}.reason IN "
-    f"({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)",
-    "skipped_for_good": f"{{t}}.state = '{SKIPPED}' AND NOT coalesce({{t}}.reason IN "
-    f"({', '.join(repr(r) for r in TEMPORARY_SKIPS)}), false)",
-}
-#: Still owed to Meta: the next run sends these (while Meta's window is open) or expires them.
-OWED = ("pending", "failed_retryable", "skipped_for_clock")
-#: When a row first may have reached Meta: recorded on an outcome without a definitive answer, or when a
-#: dead run's ``pending`` row (its ``updated_at`` is the moment it was claimed) is found by a later write.
-MAY_HAVE_REACHED = (
-    "coalesce({t}.maybe_delivered_at, "
-    "CASE WHEN {t}.state = 'pending' AND {t}.reason IS NULL THEN {t}.updated_at END)"
+from activation.ledger_states import (
+    EXPIRED,
+    FAILED,
+    MAY_HAVE_REACHED,
+    NOT_SENT,
+    OWED,
+    PENDING,
+    PLACES,
+    REJECTED,
+    RETRYABLE,
+    SENT,
+    SKIPPED,
+    STATES,
+    SUPERSEDED,
+    UNCONFIRMED,
+    may_leave,
 )
-
-#: The state machine: each transition, the places a known row may leave by it (a new event id always
-#: may), and the state it enters. The ledger's writes are exactly these; a row in any other place is
-#: left as it is. ``skip``: a row skipped for the same reason stays with the run that first skipped it.
-TRANSITIONS: Mapping[str, tuple[tuple[str, ...], str]] = {
-    "skip": (
-        ("pending", "failed_retryable", "failed_for_good", "skipped_for_clock", "skipped_for_good"),
-        SKIPPED,
-    ),
-    "claim": (("pending", "failed_retryable", "skipped_for_clock", "skipped_for_good"), PENDING),
-    "outcome": (
-        ("pending", "failed_retryable", "failed_for_good", "skipped_for_clock", "skipped_for_good"),
-        f"{SENT}|{FAILED}",
-    ),
-    "expire": (OWED, FAILED),
-    # may have reached Meta, its dedup window is closed: settled as unconfirmed, never re-sent
-    "settle": (("pending", "failed_retryable", "skipped_for_clock", "skipped_for_good"), FAILED),
-    # an earlier spec's row: unconfirmed if it may have reached Meta, else (when owed) superseded
-    "supersede": ((*OWED, "skipped_for_good"), f"{FAILED}|{SKIPPED}"),
-}
-
-
-def _may_leave(transition: str, table: str) -> str:
-    """The SQL predicate: a row of ``table`` may take ``transition``."""
-    places = TRANSITIONS[transition][0]
-    others = [p for p in PLACES if p not in places]
-    if len(others) < len(places):  # the places partition the rows: name the fewer (cheaper per row)
-        return "(NOT coalesce(" + " OR ".join(f"({PLACES[p].format(t=table)})" for p in others) + ", false))"
-    return "(" + " OR ".join(f"({PLACES[p].format(t=table)})" for p in places) + ")"
-
-
-def place_of(state: str, reason: str | None) -> str:
-    """The place (a key of :data:`PLACES`) of a row in ``state`` with ``reason`` (pure, for tests and callers)."""
-    if state == FAILED:
-        if reason == UNCONFIRMED:
-            return "unconfirmed"
-        return "failed_retryable" if reason == RETRYABLE else "failed_for_good"
-    if state == SKIPPED:
-        return "skipped_for_clock" if reason in TEMPORARY_SKIPS else "skipped_for_good"
-    return state
+from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,7 +204,7 @@ class Ledger:
             return 0
         frame = self._frame(skipped, run, "skipped")
         same = f"{TABLE}.state = '{SKIPPED}' AND {TABLE}.reason IS NOT DISTINCT FROM excluded.reason"
-        where = f"{_may_leave('skip', TABLE)} AND NOT ({same})"
+        where = f"{may_leave('skip', TABLE)} AND NOT ({same})"
         self._transaction(lambda: self._upsert(frame, where))
         return len(frame)
 
@@ -276,7 +218,7 @@ class Ledger:
             return []
         frame = self._frame(events, run, "pending")
         # the rows written (new, or known and allowed to move) are the claimed ones: pending for this run
-        claimed = set(self._transaction(lambda: self._upsert(frame, _may_leave("claim", TABLE))))
+        claimed = set(self._transaction(lambda: self._upsert(frame, may_leave("claim", TABLE))))
         return [e.event_id for e in events if e.event_id in claimed]
 
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
@@ -315,7 +257,7 @@ class Ledger:
                             THEN coalesce({TABLE}.maybe_delivered_at, {TABLE}.updated_at)
                             ELSE {TABLE}.maybe_delivered_at END
                     FROM _outcomes o
-                    WHERE {TABLE}.event_id = o.event_id AND {_may_leave("outcome", TABLE)}
+                    WHERE {TABLE}.event_id = o.event_id AND {may_leave("outcome", TABLE)}
                     """,
                     [now],
                 )
@@ -348,7 +290,7 @@ class Ledger:
 
         Every other id is owed: unknown, ``pending`` (a dead run), ``failed`` after retries, or skipped only
         because of the clock."""
-        return {row[0] for row in self._rows(event_ids, "event_id", f"NOT {_may_leave('expire', TABLE)}")}
+        return {row[0] for row in self._rows(event_ids, "event_id", f"NOT {may_leave('expire', TABLE)}")}
 
     def expire(self, *, older_than: datetime) -> int:
         """Owed rows whose event time is before ``older_than`` (Meta refuses such events) become
@@ -359,7 +301,7 @@ class Ledger:
         def run() -> int:
             return self.con.execute(
                 f"UPDATE {TABLE} SET state = 'failed', reason = '{EXPIRED}', updated_at = ? "
-                f"WHERE event_time < ? AND {_may_leave('expire', TABLE)} RETURNING event_id",
+                f"WHERE event_time < ? AND {may_leave('expire', TABLE)} RETURNING event_id",
                 [now, cutoff],
             ).fetchall()
 
@@ -377,7 +319,7 @@ class Ledger:
             return self.con.execute(
                 f"UPDATE {TABLE} SET state = '{FAILED}', reason = '{UNCONFIRMED}', updated_at = ?, "
                 f"maybe_delivered_at = {MAY_HAVE_REACHED.format(t=TABLE)} "
-                f"WHERE {MAY_HAVE_REACHED.format(t=TABLE)} < ? AND {_may_leave('settle', TABLE)} "
+                f"WHERE {MAY_HAVE_REACHED.format(t=TABLE)} < ? AND {may_leave('settle', TABLE)} "
                 "RETURNING event_id",
                 [stamp, cutoff],
             ).fetchall()
@@ -406,7 +348,7 @@ class Ledger:
         if not write:
             served = (
                 f"({PLACES['sent'].format(t=TABLE)}) OR ({PLACES['unconfirmed'].format(t=TABLE)}) OR "
-                + (f"({_may_leave('supersede', TABLE)} AND {MAY_HAVE_REACHED.format(t=TABLE)} IS NOT NULL)")
+                + (f"({may_leave('supersede', TABLE)} AND {MAY_HAVE_REACHED.format(t=TABLE)} IS NOT NULL)")
             )
             return {r[0] for r in self._rows(ids, "event_id", served)}, 0
         stamp = self._now()
@@ -419,7 +361,7 @@ class Ledger:
                 settled = self.con.execute(
                     f"UPDATE {TABLE} SET state = '{FAILED}', reason = '{UNCONFIRMED}', updated_at = ?, "
                     f"maybe_delivered_at = {reached} "
-                    f"WHERE {old} AND {_may_leave('supersede', TABLE)} AND {reached} IS NOT NULL "
+                    f"WHERE {old} AND {may_leave('supersede', TABLE)} AND {reached} IS NOT NULL "
                     "RETURNING event_id",
                     [stamp],
                 ).fetchall()

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from activation.ledger import PLACES, TABLE, TRANSITIONS, Ledger, RunInfo, _may_leave, place_of
+from activation.ledger import TABLE, Ledger, RunInfo
+from activation.ledger_states import PLACES, TRANSITIONS, may_leave, place_of
 from activation.status import render_status
 from activation.types import EventOutcome, PlannedEvent, SkippedEvent
 
@@ -85,7 +86,7 @@ def test_places_partition_the_rows_null_reasons_included():
             ]
             assert hits == [place_of(state, reason)], (state, reason)
             for transition, (sources, _) in TRANSITIONS.items():
-                may = con.execute(f"SELECT {_may_leave(transition, 'r')} FROM r").fetchall()[0][0]
+                may = con.execute(f"SELECT {may_leave(transition, 'r')} FROM r").fetchall()[0][0]
                 assert bool(may) == (place_of(state, reason) in sources), (state, reason, transition)
 
 

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from activation.errors import LedgerError
-from activation.ledger import TABLE, TRANSITIONS, Ledger, RunInfo
+from activation.ledger import TABLE, Ledger, RunInfo
+from activation.ledger_states import TRANSITIONS
 from activation.types import EventOutcome, PlannedEvent
 
 T0 = datetime(2026, 10, 27, 1, 0)
