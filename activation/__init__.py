@@ -35,7 +35,8 @@ from activation.meta import Rejection, validate_event
 from activation.normalization import normalize
 from activation.quality import MatchQualityEstimate, estimate_match_quality
 from activation.redaction import RedactionFilter, log_event, redact
-from activation.sandbox import FaultConfig, Sandbox
+from activation.sandbox import Sandbox
+from activation.sandbox_state import FaultConfig
 from activation.settings import EventSettings, event_id_for
 from activation.types import EventOutcome, EventPlan, PlannedEvent, SkippedEvent
 

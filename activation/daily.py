@@ -103,7 +103,7 @@ class DailyOptions:
                     "--now replays history against a sandbox (or in a --dry-run); it is refused for sending "
                     "to Meta's Graph API"
                 )
-            from activation.sandbox import parse_now
+            from activation.sandbox_state import parse_now
 
             try:  # the sandbox's own reading of --now
                 clock = datetime.fromtimestamp(parse_now(replay_now), UTC)

@@ -77,7 +77,7 @@ def test_clock_can_be_set_to_replay_history():
 
 def test_now_with_a_utc_offset_is_the_same_instant():
     """--now with an offset is converted, not relabelled as UTC; naive means UTC."""
-    from activation.sandbox import parse_now
+    from activation.sandbox_state import parse_now
 
     assert parse_now("2026-10-29T20:00:00-05:00") == parse_now("2026-10-30T01:00:00+00:00")
     assert parse_now("2026-10-30T01:00:00") == parse_now("2026-10-30T01:00:00Z") == 1_793_322_000.0
@@ -88,7 +88,7 @@ def test_bad_fault_options_and_clocks_are_activation_errors_that_are_value_error
     import pytest
 
     from activation.errors import ActivationError, SandboxConfigError
-    from activation.sandbox import FaultConfig, parse_now
+    from activation.sandbox_state import FaultConfig, parse_now
 
     for bad in (
         lambda: FaultConfig(rate=1.5),

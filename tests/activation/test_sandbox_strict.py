@@ -116,7 +116,7 @@ def test_supported_versions_are_served(sb):
 )
 def test_replay_clock_outside_any_plausible_moment_is_a_value_error(value):
     """--now inf / 1e20 / year 1 is a one-line ValueError (the CLI's exit 2), never an OverflowError."""
-    from activation.sandbox import parse_now
+    from activation.sandbox_state import parse_now
 
     with pytest.raises(ValueError, match="--now must be"):
         parse_now(value)
