@@ -168,7 +168,6 @@ class _Peak:
 
 
 def run_size(data: Path, workdir: Path) -> None:
-    import duckdb
 
     from pltv.evaluate import evaluate_holdout
     from pltv.features import build_features, default_as_of
@@ -176,14 +175,12 @@ def run_size(data: Path, workdir: Path) -> None:
     from pltv.train import fit_send_day
 
     peak = _Peak()
-    # DuckDB spills to disk past its memory limit instead of growing into the machine's last gigabytes
-    con = duckdb.connect(config={"memory_limit": "8GB", "temp_directory": str(workdir / "duckdb-tmp")})
-    with peak.stage("sources"):
-        src = open_source(data, con=con)
+    with peak.stage("sources"):  # the product's own connection: a third of memory, spilling past it
+        src = open_source(data)
     as_of = default_as_of(src.quality.data_end)
     with peak.stage("features"):
         frame = build_features(src.con, send_day=SEND_DAY, as_of=as_of, horizon_days=HORIZON)
-    con.close()
+    src.close()
     with peak.stage("train"):
         result = fit_send_day(frame, send_day=SEND_DAY, horizon_days=HORIZON)
     del frame

@@ -8,7 +8,9 @@ checks and cleans them into the canonical tables.
 from __future__ import annotations
 
 import csv
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +26,30 @@ _CSV_DELIMITERS = (",", ";", "|", "\t")  # DuckDB's sniffer candidates
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 _CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 _CSV_FILE = re.compile(r'^\s*file = (.+?)\s*$|sniffing file "(.+?)"', re.MULTILINE)
+
+
+MEMORY_SHARE = 1 / 3  # of the machine's (or container's) memory for DuckDB; pandas and LightGBM get the rest
+
+
+def machine_memory() -> int:
+    """Bytes of memory this process may use: the machine's, or the container's limit when lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def working_connection() -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """An in-memory DuckDB for a source's tables that spills to a private temp folder (returned, to be
+    removed after closing) past :data:`MEMORY_SHARE` of memory. DuckDB's own default, 80 % of memory
+    and spilling into ``./.tmp``, left no room for the feature frame: `pltv train` on a 10M-user export
+    grew to 20.9 GB on a 24 GB machine and was killed by the OOM killer."""
+    spill = Path(tempfile.mkdtemp(prefix="pltv-duckdb-"))
+    limit_mb = max(int(machine_memory() * MEMORY_SHARE) // 2**20, 256)
+    con = duckdb.connect(config={"memory_limit": f"{limit_mb}MiB", "temp_directory": str(spill)})
+    return con, spill
 
 
 def quote_ident(name: str) -> str:

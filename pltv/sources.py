@@ -23,6 +23,7 @@ Errors name the table, column and an example row key, never a value that may be 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ import duckdb
 from pltv.config import SourceConfig
 from pltv.contract import ATTRIBUTES, DELIVERY, IDENTIFIERS  # noqa: F401 (re-exported: the contract's groups)
 from pltv.errors import DataQualityError, SchemaError, SourceError
-from pltv.source_files import attach_raw, csv_error, describe_columns, quote_ident
+from pltv.source_files import attach_raw, csv_error, describe_columns, quote_ident, working_connection
 
 REQUIRED = {
     "users": ("user_id", "signup_at"),
@@ -100,10 +101,13 @@ class Source:
     has_events: bool
     user_columns: tuple[str, ...]
     _owns_connection: bool = True
+    _spill: Path | None = None  # the owned connection's temp folder, removed on close
 
     def close(self) -> None:
         if self._owns_connection:
             self.con.close()
+        if self._spill is not None:
+            shutil.rmtree(self._spill, ignore_errors=True)
 
     def __enter__(self) -> Source:
         return self
@@ -421,13 +425,16 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
     """Open and validate a source; raise :class:`SourceError`/:class:`SchemaError`/:class:`DataQualityError`.
 
     ``config`` is a :class:`SourceConfig` or just a path (defaults for the rest). When ``con`` is given the
-    tables are created in it (as TEMP objects) and it is left open on :meth:`Source.close`.
+    tables are created in it (as TEMP objects) and it is left open on :meth:`Source.close`; otherwise the
+    source's own connection holds at most a third of memory and spills the rest to a temp folder
+    (:func:`pltv.source_files.working_connection`).
     """
     if not isinstance(config, SourceConfig):
         config = SourceConfig(path=str(config))
     path = Path(config.path).expanduser()
-    owns = con is None
-    con = con or duckdb.connect()
+    owns, spill = con is None, None
+    if con is None:
+        con, spill = working_connection()
     cutoff = datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW  # later rows cannot be real yet
     csv_files: dict[str, list[Path]] = {}
     try:
@@ -451,6 +458,7 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
         failure = csv_error(con, csv_files, exc)
         if owns:
             con.close()
+            shutil.rmtree(spill, ignore_errors=True)
         if failure is not None:
             raise failure from None
         # DuckDB's parse errors can quote row contents (personal data): only I/O errors keep their text
@@ -461,6 +469,7 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
     except Exception:
         if owns:
             con.close()
+            shutil.rmtree(spill, ignore_errors=True)
         raise
     return Source(
         con=con,
@@ -470,4 +479,5 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
         has_events="events" in found,
         user_columns=user_columns,
         _owns_connection=owns,
+        _spill=spill,
     )
