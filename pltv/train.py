@@ -366,7 +366,11 @@ def train(
             f"extra_categoricals {personal}: identifiers and delivery fields never become model features"
         )
     categoricals = tuple(dict.fromkeys((*CATEGORICALS, *extra)))
-    with open_source(source) as src, contextlib.ExitStack() as stack:
+    progress = Progress.coerce(progress)
+    with progress.stage("open + validate the source", unit="users") as opening:  # minutes at 10M users
+        src = open_source(source)
+        opening.advance(src.quality.users)
+    with src, contextlib.ExitStack() as stack:
         missing = [c for c in extra if c not in src.user_columns]
         if missing:
             raise ConfigError(
@@ -381,7 +385,6 @@ def train(
                 f"users signed up in the last {horizon_days} days before it would be cut short and count as "
                 f"matured; use an as_of up to {complete:%Y-%m-%d}"
             )
-        progress = Progress.coerce(progress)
         progress.log(f"source {src.path}: {src.quality.users:,} users, data ends {src.quality.data_end}")
         progress.log(
             f"as_of {as_of:%Y-%m-%d %H:%M} UTC, horizon {horizon_days} days, send days {list(send_days)}"

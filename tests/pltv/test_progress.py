@@ -78,6 +78,8 @@ def test_sample_data_and_train_report_their_stages(tmp_path):
     assert "write " in result.output and "transactions/: done in" in result.output
     lines: list[str] = []
     train(tmp_path / "s", send_days=(1,), horizon_days=90, tracking_uri=None, progress=lines.append)
+    assert lines[0] == "open + validate the source ..."  # the first minutes at 10M users are not silent
+    assert lines[1].startswith("open + validate the source: done in") and "(3,000 users)" in lines[1]
     assert any(line.startswith("send day 1: features: done in") and "users)" in line for line in lines)
     fits = next(line for line in lines if line.startswith("send day 1: model choice + fit: done"))
     assert f"({fits_per_send_day()} fits; chose " in fits
