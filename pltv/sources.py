@@ -26,14 +26,23 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from pltv.config import SourceConfig
 from pltv.contract import ATTRIBUTES, DELIVERY, IDENTIFIERS  # noqa: F401 (re-exported: the contract's groups)
-from pltv.errors import DataQualityError, SchemaError, SourceError
+from pltv.errors import SchemaError, SourceError
+from pltv.source_checks import (
+    BOOLEANS,
+    CLOCK_SKEW,
+    DUCKDB,
+    MAX_REVENUE,  # noqa: F401 (re-exported: the contract's limit)
+    TIMESTAMPS,
+    run_checks,
+    typed_timestamps,
+)
 from pltv.source_files import attach_raw, csv_error, describe_columns, quote_ident, working_connection
 
 REQUIRED = {
@@ -41,11 +50,6 @@ REQUIRED = {
     "transactions": ("user_id", "occurred_at", "revenue"),
     "events": ("user_id", "occurred_at", "event_name"),
 }
-_BOOLEAN = ("consent", "ldu")
-_TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
-               "events": ("occurred_at",)}  # fmt: skip
-CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
-MAX_REVENUE = 1e12  # largest believable |revenue| of one transaction, in any currency's units
 
 
 @dataclass(frozen=True)
@@ -144,93 +148,18 @@ def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[st
     return columns
 
 
-def _timestamp_expr(column: str, duck_type: str) -> str:
-    col = quote_ident(column)
-    if duck_type.startswith("TIMESTAMP WITH TIME ZONE"):
-        return f"CAST({col} AS TIMESTAMP)"  # session TimeZone is UTC
-    if duck_type.startswith("TIMESTAMP") or duck_type == "DATE":
-        return f"CAST({col} AS TIMESTAMP)"
-    return f"CAST(TRY_CAST({col} AS TIMESTAMPTZ) AS TIMESTAMP)"
-
-
-def _first_bad_key(con, sql: str, params: list | None = None) -> tuple[int, str | None]:
-    count, key = con.execute(sql, params or []).fetchall()[0]
-    return int(count or 0), key
-
-
-def _check_timestamps(con, table: str, columns: dict[str, str], key: str) -> list[str]:
-    """Typed select list for timestamp columns; raise on values that do not parse."""
-    exprs = []
-    for column in _TIMESTAMPS[table]:
-        if column not in columns:
-            continue
-        expr = _timestamp_expr(column, columns[column])
-        count, example = _first_bad_key(
-            con,
-            f"SELECT count(*), min({quote_ident(key)}::VARCHAR) FROM mapped_{table} "
-            f"WHERE {quote_ident(column)} IS NOT NULL AND {expr} IS NULL",
-        )
-        if count:
-            raise DataQualityError(
-                f"table '{table}', column '{column}': {count:,} value(s) are not parseable timestamps "
-                f"(first {key} = {example}); use ISO 8601, e.g. 2026-01-31T12:00:00Z or 2026-01-31 13:00:00+01:00 "
-                "(an offset or zone is converted to UTC; a timestamp without one is taken as UTC)"
-            )
-        exprs.append(f"{expr} AS {quote_ident(column)}")
-    return exprs
+def _check(con, table: str, columns: dict[str, str], cutoff: datetime, currency: str = "USD") -> list[str]:
+    """Run ``table``'s contract checks (:mod:`pltv.source_checks`, one pass); its typed timestamp columns."""
+    run_checks(DUCKDB, lambda sql: con.execute(sql).fetchall(), table, f"mapped_{table}", columns,
+               cutoff=cutoff, currency=currency)  # fmt: skip
+    return typed_timestamps(DUCKDB, table, columns)
 
 
 def _build_users(con, columns: dict[str, str], cutoff: datetime) -> None:
-    nulls, example = _first_bad_key(con, "SELECT count(*), NULL FROM mapped_users WHERE user_id IS NULL")
-    if nulls:
-        raise DataQualityError(f"table 'users', column 'user_id': {nulls:,} row(s) have no user_id")
-    ts = _check_timestamps(con, "users", columns, "user_id")
-    nulls, example = _first_bad_key(
-        con, "SELECT count(*), min(user_id::VARCHAR) FROM mapped_users WHERE signup_at IS NULL"
-    )
-    if nulls:
-        raise DataQualityError(
-            f"table 'users', column 'signup_at': {nulls:,} row(s) have no signup time (first user_id = {example})"
-        )
-    future, example = _first_bad_key(
-        con,
-        f"SELECT count(*), min(user_id::VARCHAR) FROM mapped_users "
-        f"WHERE {_timestamp_expr('signup_at', columns['signup_at'])} > $1",
-        [cutoff],
-    )
-    if future:
-        # refused like every other bad user row: dropping the user would silently drop their revenue too
-        raise DataQualityError(
-            f"table 'users', column 'signup_at': {future:,} signup time(s) are in the future (after "
-            f"{cutoff:%Y-%m-%d %H:%M} UTC, now plus {CLOCK_SKEW.total_seconds() / 3600:g} h clock skew; "
-            f"first user_id = {example}); fix the exporting clock, or replace placeholder dates such as "
-            "9999-12-31 by the real signup time"
-        )
-    dups, example = _first_bad_key(
-        con,
-        "SELECT count(*), min(user_id) FROM (SELECT user_id::VARCHAR AS user_id FROM mapped_users "
-        "GROUP BY 1 HAVING count(*) > 1)",
-    )
-    if dups:
-        raise DataQualityError(
-            f"table 'users', column 'user_id': {dups:,} user_id value(s) appear more than once "
-            f"(first user_id = {example}); users must hold one row per user"
-        )
+    ts = _check(con, "users", columns, cutoff)
     typed = ["user_id::VARCHAR AS user_id", *ts]
-    for column in _BOOLEAN:
-        if column in columns:
-            bad, example = _first_bad_key(
-                con,
-                f"SELECT count(*), min(user_id::VARCHAR) FROM mapped_users WHERE {column} IS NOT NULL "
-                f"AND TRY_CAST({column} AS BOOLEAN) IS NULL",
-            )
-            if bad:
-                raise DataQualityError(
-                    f"table 'users', column '{column}': {bad:,} value(s) are not booleans "
-                    f"(first user_id = {example}); use true/false"
-                )
-            typed.append(f"TRY_CAST({column} AS BOOLEAN) AS {column}")
-    replaced = [c for c in ("user_id", *_TIMESTAMPS["users"], *_BOOLEAN) if c in columns]
+    typed += [f"TRY_CAST({column} AS BOOLEAN) AS {column}" for column in BOOLEANS if column in columns]
+    replaced = [c for c in ("user_id", *TIMESTAMPS["users"], *BOOLEANS) if c in columns]
     exclude = ", ".join(quote_ident(c) for c in replaced)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE users AS SELECT {', '.join(typed)}, * EXCLUDE ({exclude}) "
@@ -239,53 +168,7 @@ def _build_users(con, columns: dict[str, str], cutoff: datetime) -> None:
 
 
 def _build_transactions(con, columns: dict[str, str], currency: str, cutoff: datetime) -> dict[str, int]:
-    key = "transaction_id" if "transaction_id" in columns else "user_id"
-    ts = _check_timestamps(con, "transactions", columns, key)
-    bad, example = _first_bad_key(
-        con,
-        f"SELECT count(*), min({key}::VARCHAR) FROM mapped_transactions "
-        "WHERE revenue IS NOT NULL AND TRY_CAST(revenue AS DOUBLE) IS NULL",
-    )
-    if bad:
-        (commas,) = con.execute(
-            "SELECT count(*) FROM mapped_transactions WHERE TRY_CAST(revenue AS DOUBLE) IS NULL "
-            r"AND regexp_matches(trim(revenue::VARCHAR), '^-?[0-9.]*[0-9],[0-9]+$')"
-        ).fetchone()
-        hint = (
-            f"; {commas:,} of them look like decimal commas (12,50): export numbers with a decimal point "
-            "(a semicolon-separated CSV from a spreadsheet often uses the comma as decimal separator)"
-            if commas
-            else ""
-        )
-        raise DataQualityError(
-            f"table 'transactions', column 'revenue': {bad:,} value(s) are not numbers (first {key} = {example})"
-            + hint
-        )
-    bad, example = _first_bad_key(
-        con,
-        f"SELECT count(*), min({key}::VARCHAR) FROM mapped_transactions WHERE revenue IS NOT NULL "
-        f"AND NOT (isfinite(TRY_CAST(revenue AS DOUBLE)) AND abs(TRY_CAST(revenue AS DOUBLE)) <= {MAX_REVENUE})",
-    )
-    if bad:
-        # nan/inf (or 1e400 read as inf) would pass as a number and break training and every sum after it
-        raise DataQualityError(
-            f"table 'transactions', column 'revenue': {bad:,} value(s) are not finite amounts (nan, inf or "
-            f"beyond +-{MAX_REVENUE:g}; first {key} = {example}); export missing revenue as empty (null) "
-            "and amounts in the currency's units"
-        )
-    if "currency" in columns:
-        found = [
-            row[0]
-            for row in con.execute(
-                "SELECT DISTINCT upper(trim(currency::VARCHAR)) FROM mapped_transactions "
-                "WHERE currency IS NOT NULL ORDER BY 1"
-            ).fetchall()
-        ]
-        if any(code != currency.upper() for code in found):
-            raise DataQualityError(
-                f"table 'transactions', column 'currency': found {found}, expected only {currency.upper()}; "
-                "convert revenue to one currency or set [source] currency in pltv.toml"
-            )
+    ts = _check(con, "transactions", columns, cutoff, currency)
     has_id = "transaction_id" in columns
     # one copy per transaction_id: the earliest, then the smallest revenue, then user_id (copies equal on all
     # three are the same row); without the column there is nothing to de-duplicate and no window to pay for
@@ -335,7 +218,7 @@ def _build_events(con, columns: dict[str, str] | None, cutoff: datetime) -> dict
             "NULL::TIMESTAMP AS occurred_at, NULL::VARCHAR AS event_name WHERE false"
         )
         return {}
-    ts = _check_timestamps(con, "events", columns, "user_id")
+    ts = _check(con, "events", columns, cutoff)
     # one pass: flag each row (materialized: every feature build reads it), count the dropped; ``events`` is
     # the kept rows, a view (a second 200M-row copy at 10M users cost 10 s)
     con.execute(
