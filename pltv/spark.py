@@ -41,7 +41,8 @@ from pltv.features import (
     finish_frame,
     to_utc_naive,
 )
-from pltv.sources import CLOCK_SKEW, REQUIRED
+from pltv.source_checks import BOOLEANS, CLOCK_SKEW, SPARK, TIMESTAMPS, run_checks, typed_timestamps
+from pltv.sources import REQUIRED
 from pltv.sql_render import render_event_names, render_features
 
 MIN_JAVA = 17
@@ -200,16 +201,20 @@ class SparkEngine:
         if missing:
             where = f"{CATALOG}{self.catalog}" if self.catalog is not None else self.path
             raise SourceError(f"source {where} has no table(s) {missing} (Parquet files or catalog tables)")
-        cutoff = f"{datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:%Y-%m-%d %H:%M:%S}"
-        raw_users = spark.table("pltv_raw_users").columns
-        rest = [f"`{c}`" for c in raw_users if c not in ("user_id", "signup_at")]
-        self._users_sql = (
-            "SELECT CAST(user_id AS STRING) AS user_id, "
-            f"CAST(signup_at AS TIMESTAMP) AS signup_at{''.join(', ' + c for c in rest)} FROM pltv_raw_users "
-            "WHERE user_id IS NOT NULL AND signup_at IS NOT NULL"
-        )
+        now = datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW  # later rows cannot be real yet
+        types = {table: dict(frame.dtypes) for table, frame in self._raw_frames.items()}
+        for table in types:  # the contract's checks, pltv.sources' own: one aggregate pass per table
+            run_checks(SPARK, lambda sql: [tuple(row) for row in spark.sql(sql).collect()], table,
+                       f"pltv_raw_{table}", types[table], cutoff=now, currency=self.config.currency)  # fmt: skip
+        cutoff = f"{now:%Y-%m-%d %H:%M:%S.%f}"
+        users = types["users"]
+        typed = ["CAST(user_id AS STRING) AS user_id", *typed_timestamps(SPARK, "users", users)]
+        typed += [f"TRY_CAST(`{c}` AS BOOLEAN) AS `{c}`" for c in BOOLEANS if c in users]
+        replaced = ("user_id", *TIMESTAMPS["users"], *BOOLEANS)
+        rest = [f"`{c}`" for c in users if c not in replaced]
+        self._users_sql = f"SELECT {', '.join(typed + rest)} FROM pltv_raw_users"
         self._view_sql["users"] = self._users_sql
-        tx_cols = spark.table("pltv_raw_transactions").columns
+        tx_cols = types["transactions"]
         tx_id = "CAST(transaction_id AS STRING)" if "transaction_id" in tx_cols else "CAST(NULL AS STRING)"
         # one row per transaction_id, the one pltv.sources keeps: the earliest, then the smallest revenue
         copy = (
@@ -220,8 +225,8 @@ class SparkEngine:
         )
         self._view_sql["transactions"] = f"""
             WITH typed AS (
-                SELECT CAST(user_id AS STRING) AS user_id, CAST(occurred_at AS TIMESTAMP) AS occurred_at,
-                       CAST(revenue AS DOUBLE) AS revenue, {tx_id} AS transaction_id
+                SELECT CAST(user_id AS STRING) AS user_id, {typed_timestamps(SPARK, "transactions", tx_cols)[0]},
+                       TRY_CAST(revenue AS DOUBLE) AS revenue, {tx_id} AS transaction_id
                 FROM pltv_raw_transactions
             ),
             ranked AS (
@@ -235,12 +240,12 @@ class SparkEngine:
             """
         if "events" in found:
             events = f"""
-                SELECT CAST(e.user_id AS STRING) AS user_id, CAST(e.occurred_at AS TIMESTAMP) AS occurred_at,
-                       CAST(e.event_name AS STRING) AS event_name
-                FROM pltv_raw_events AS e JOIN users AS u ON u.user_id = CAST(e.user_id AS STRING)
+                SELECT e.user_id, e.occurred_at, e.event_name
+                FROM (SELECT CAST(user_id AS STRING) AS user_id, {typed_timestamps(SPARK, "events", types["events"])[0]},
+                             CAST(event_name AS STRING) AS event_name FROM pltv_raw_events) AS e
+                JOIN users AS u ON u.user_id = e.user_id
                 WHERE e.occurred_at IS NOT NULL AND e.event_name IS NOT NULL
-                    AND CAST(e.occurred_at AS TIMESTAMP) <= CAST('{cutoff}' AS TIMESTAMP)
-                    AND CAST(e.occurred_at AS TIMESTAMP) >= u.signup_at
+                    AND e.occurred_at <= CAST('{cutoff}' AS TIMESTAMP) AND e.occurred_at >= u.signup_at
             """
         else:
             events = (
