@@ -9,11 +9,15 @@ to DOUBLE first: Spark counts are BIGINT, and the model's signature, float64, re
 A source for Spark is a Parquet export folder of the same contract (``users.parquet`` or ``users/`` part
 files, ``transactions``, optional ``events``; a local path or a URI Spark reads, such as ``dbfs:/`` or
 ``s3://``), or ``catalog:<schema>`` for tables ``<schema>.users`` ... of the session's catalog, with the
-column mapping of ``[source.columns.*]``. The row
-cleaning of :mod:`pltv.sources` is applied in Spark SQL: one row per ``transaction_id``, no rows for
-unknown users, before ``signup_at``, without a timestamp/revenue/event name, or later than now + 1 hour.
-Contract checks that need a single pass over a table (duplicate ``user_id``, unparseable values, mixed
-currencies) are ``pltv inspect``'s job; run it on an export before its first Spark job.
+column mapping of ``[source.columns.*]``. The data contract is enforced as on DuckDB: constructing a
+:class:`SparkEngine` runs :mod:`pltv.source_checks`, the checks :mod:`pltv.sources` runs (one aggregate
+Spark job per table, plus a grouped one for duplicate ``user_id``), and raises the same
+:class:`~pltv.errors.DataQualityError` with the same message for a null ``user_id``/``signup_at``, a
+duplicate ``user_id``, an unparseable or future timestamp, a revenue that is not a finite number, a
+currency other than the configured one, or a ``consent``/``ldu`` that is not a boolean. The row cleaning
+of :mod:`pltv.sources` is applied in Spark SQL: one row per ``transaction_id``, no rows for unknown users,
+before ``signup_at``, without a timestamp/revenue/event name, or later than now + 1 hour (not counted
+here: ``pltv inspect`` reports the drop counts).
 
 pyspark is an optional extra (``pip install 'pltv-toolkit[spark]'``) and needs Java 17 or newer.
 """
