@@ -5,8 +5,8 @@ already mapped to the canonical column names. A :class:`Check` is a predicate th
 written in the SQL both engines accept (``TRY_CAST``, ``count_if``, ``CASE``, comparisons: no ``isfinite``,
 no ``::``), and its message; the few expressions that differ (parsing a timestamp, quoting, the regex
 function) come from the engine's :class:`Dialect`. One aggregate SELECT per table evaluates every row check
-(a count and the smallest row key each); duplicate ``user_id`` values need a second, grouped pass over
-``users``. The first failing check, in the order of :data:`CHECKS`, raises :class:`DataQualityError` naming
+(a count and the smallest row key each), skipping those a column's type already satisfies (a TIMESTAMP
+column parses); duplicate ``user_id`` values need a second, grouped pass over ``users``. The first failing check, in the order of :data:`CHECKS`, raises :class:`DataQualityError` naming
 the table, the column, a count and the first row key, never a value that may be personal data.
 """
 
@@ -38,6 +38,7 @@ class Dialect:
         [str, str], str
     ]  # (quoted column, engine's type name) -> TIMESTAMP, NULL if unparseable
     regex: str  # function (text, pattern) -> true on a match anywhere in text
+    kind: Callable[[str], str]  # engine's type name -> "timestamp", "number", "boolean" or "other"
 
     def timestamp(self, column: str, type_name: str) -> str:
         """The column as a naive UTC TIMESTAMP; NULL where a non-null value does not parse."""
@@ -60,12 +61,33 @@ def _spark_timestamp(col: str, type_name: str) -> str:
     )
 
 
+def _duckdb_kind(type_name: str) -> str:
+    if type_name.startswith("TIMESTAMP") or type_name == "DATE":
+        return "timestamp"
+    if type_name in _DUCKDB_NUMBERS or type_name.startswith("DECIMAL"):
+        return "number"
+    return "boolean" if type_name == "BOOLEAN" else "other"
+
+
+def _spark_kind(type_name: str) -> str:
+    if type_name in ("timestamp", "timestamp_ntz", "date"):
+        return "timestamp"
+    if type_name in _SPARK_NUMBERS or type_name.startswith("decimal"):
+        return "number"
+    return "boolean" if type_name == "boolean" else "other"
+
+
+_DUCKDB_NUMBERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                   "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}  # fmt: skip
+_SPARK_NUMBERS = {"tinyint", "smallint", "int", "bigint", "float", "double"}
+
 DUCKDB = Dialect(
     name="duckdb",
     quote=lambda name: '"' + name.replace('"', '""') + '"',
     literal=lambda text: "'" + text.replace("'", "''") + "'",
     _timestamp=_duckdb_timestamp,
     regex="regexp_matches",
+    kind=_duckdb_kind,
 )
 SPARK = Dialect(
     name="spark",
@@ -73,6 +95,7 @@ SPARK = Dialect(
     literal=lambda text: "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'",
     _timestamp=_spark_timestamp,
     regex="regexp_like",
+    kind=_spark_kind,
 )
 
 
@@ -104,6 +127,7 @@ class Check:
     bad: str | None = None
     query: str | None = None
     details: Callable[[Context], dict[str, object]] | None = None
+    typed: str | None = None  # a column of this kind (Dialect.kind) cannot fail the check: it is skipped
 
 
 _PARSE_TIMESTAMP = (
@@ -120,7 +144,8 @@ def _timestamp_checks(table: str) -> list[Check]:
             column,
             _PARSE_TIMESTAMP.replace("{table}", table).replace("{column}", column),
             bad="{col} IS NOT NULL AND {ts} IS NULL",
-        )  # fmt: skip
+            typed="timestamp",
+        )
         for column in TIMESTAMPS[table]
     ]
 
@@ -170,14 +195,14 @@ CHECKS: tuple[Check, ...] = (
         Check("users", column,
               f"table 'users', column '{column}': {{count:,}} value(s) are not booleans "
               "(first user_id = {example}); use true/false",
-              bad="{col} IS NOT NULL AND TRY_CAST({col} AS BOOLEAN) IS NULL")
+              bad="{col} IS NOT NULL AND TRY_CAST({col} AS BOOLEAN) IS NULL", typed="boolean")
         for column in BOOLEANS
     ),
     *_timestamp_checks("transactions"),
     Check("transactions", "revenue",
           "table 'transactions', column 'revenue': {count:,} value(s) are not numbers (first {key} = {example})"
           "{hint}",
-          bad="{col} IS NOT NULL AND {num} IS NULL", details=_decimal_commas),
+          bad="{col} IS NOT NULL AND {num} IS NULL", details=_decimal_commas, typed="number"),
     # nan/inf (or 1e400 read as inf) would pass as a number and break training and every sum after it;
     # NOT (abs(x) <= max) is true for nan and +-inf in both engines (nan sorts above every number)
     Check("transactions", "revenue",
@@ -217,7 +242,8 @@ def run_checks(
     """Raise the first failing check of ``table`` (columns: canonical name -> the engine's type name)."""
     key = row_key(table, columns)
     ctx = Context(dialect, run, relation, key, cutoff, currency.upper())
-    checks = [c for c in CHECKS if c.table == table and c.column in columns]
+    kinds = {column: dialect.kind(type_name) for column, type_name in columns.items()}
+    checks = [c for c in CHECKS if c.table == table and c.column in columns and kinds[c.column] != c.typed]
 
     def sql(template: str, column: str) -> str:
         q = dialect.quote(column)
