@@ -25,7 +25,7 @@ SECRET = "jane.secret@example.com"
 def spark():
     check_spark_runtime()
     session = spark_session("local[2]")
-    session.conf.set("spark.sql.shuffle.partitions", "2")
+    session.conf.set("spark.sql.shuffle.partitions", "1")  # tiny tables: one task per stage
     yield session
     session.stop()
 
@@ -119,10 +119,6 @@ CASES = {
         lambda u, t, e: (_set(_set(u, "user_id", 2, "u1"), "user_id", 3, "u1"), t, e),
         r"table 'users', column 'user_id': 1 user_id value\(s\) appear more than once \(first user_id = u1\)",
     ),
-    "non-boolean consent": (
-        lambda u, t, e: (_as_text(u, "consent", 0, "maybe"), t, e),
-        r"table 'users', column 'consent': 1 value\(s\) are not booleans \(first user_id = u1\); use true/false$",
-    ),
     "non-boolean ldu": (
         lambda u, t, e: (_as_text(u, "ldu", 3, SECRET), t, e),
         r"table 'users', column 'ldu': 1 value\(s\) are not booleans \(first user_id = u4\)",
@@ -137,13 +133,15 @@ CASES = {
         r"table 'transactions', column 'revenue': 2 value\(s\) are not numbers \(first transaction_id = t2\); "
         r"1 of them look like decimal commas",
     ),
-    "infinite revenue": (
-        lambda u, t, e: (u, _set(t, "revenue", 2, float("-inf")), e),
-        r"table 'transactions', column 'revenue': 1 value\(s\) are not finite amounts .*first transaction_id = t3",
-    ),
-    "revenue beyond MAX_REVENUE": (
-        lambda u, t, e: (u, _set(_set(t, "revenue", 1, 2e12), "revenue", 3, float("nan")), e),
-        r"column 'revenue': 1 value\(s\) are not finite amounts .*first transaction_id = t2",
+    "non-finite revenue": (
+        lambda u, t, e: (
+            u,
+            _set(
+                _set(t, "revenue", 1, 2e12), "revenue", 2, float("-inf")
+            ),  # (a float NaN is written as null)
+            e,
+        ),
+        r"table 'transactions', column 'revenue': 2 value\(s\) are not finite amounts .*first transaction_id = t2",
     ),
     "nan revenue as text": (
         lambda u, t, e: (u, _as_text(t, "revenue", 0, "NaN"), e),
