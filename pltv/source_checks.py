@@ -12,12 +12,17 @@ the table, the column, a count and the first row key, never a value that may be 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pltv.errors import DataQualityError
+from pltv.errors import DataQualityError, SchemaError
 
+REQUIRED = {
+    "users": ("user_id", "signup_at"),
+    "transactions": ("user_id", "occurred_at", "revenue"),
+    "events": ("user_id", "occurred_at", "event_name"),
+}
 CLOCK_SKEW = timedelta(hours=1)  # rows up to this far after the current UTC time are still believed
 MAX_REVENUE = 1e12  # largest believable |revenue| of one transaction, in any currency's units
 TIMESTAMPS = {"users": ("signup_at", "conversion_sent_at"), "transactions": ("occurred_at",),
@@ -216,6 +221,31 @@ CHECKS: tuple[Check, ...] = (
           bad="{col} IS NOT NULL AND upper(trim(CAST({col} AS STRING))) <> {currency}", details=_currencies),
     *_timestamp_checks("events"),
 )  # fmt: skip
+
+
+def check_mapping(table: str, columns: Collection[str], mapping: Mapping[str, str]) -> None:
+    """``[source.columns.<table>]`` (source name -> canonical name) fits the table's ``columns``."""
+    for src_name, canonical in mapping.items():
+        if src_name not in columns:
+            raise SchemaError(
+                f"column mapping for table '{table}': source column '{src_name}' not found "
+                f"(columns: {', '.join(sorted(columns))})"
+            )
+        if canonical in columns and canonical != src_name:
+            raise SchemaError(
+                f"column mapping for table '{table}': '{src_name}' -> '{canonical}' collides with an "
+                f"existing column '{canonical}'"
+            )
+
+
+def check_required(table: str, columns: Collection[str]) -> None:
+    """The mapped table has the contract's required columns."""
+    missing = [c for c in REQUIRED[table] if c not in columns]
+    if missing:
+        raise SchemaError(
+            f"table '{table}' is missing required column(s) {missing} (found: {', '.join(sorted(columns))}); "
+            f"if they exist under other names, map them in pltv.toml [source.columns.{table}]"
+        )
 
 
 def typed_timestamps(dialect: Dialect, table: str, columns: Mapping[str, str]) -> list[str]:

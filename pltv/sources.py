@@ -33,23 +33,20 @@ import duckdb
 
 from pltv.config import SourceConfig
 from pltv.contract import ATTRIBUTES, DELIVERY, IDENTIFIERS  # noqa: F401 (re-exported: the contract's groups)
-from pltv.errors import SchemaError, SourceError
+from pltv.errors import SourceError
 from pltv.source_checks import (
     BOOLEANS,
     CLOCK_SKEW,
     DUCKDB,
     MAX_REVENUE,  # noqa: F401 (re-exported: the contract's limit)
+    REQUIRED,  # noqa: F401 (re-exported)
     TIMESTAMPS,
+    check_mapping,
+    check_required,
     run_checks,
     typed_timestamps,
 )
 from pltv.source_files import attach_raw, csv_error, describe_columns, quote_ident, working_connection
-
-REQUIRED = {
-    "users": ("user_id", "signup_at"),
-    "transactions": ("user_id", "occurred_at", "revenue"),
-    "events": ("user_id", "occurred_at", "event_name"),
-}
 
 
 @dataclass(frozen=True)
@@ -122,29 +119,14 @@ class Source:
 
 def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[str, str]) -> dict[str, str]:
     """``mapped_<table>``: the raw view with source column names mapped to canonical ones."""
-    raw = describe_columns(con, f"raw_{table}")
-    renames = []
-    for src_name, canonical in mapping.items():
-        if src_name not in raw:
-            raise SchemaError(
-                f"column mapping for table '{table}': source column '{src_name}' not found "
-                f"(columns: {', '.join(sorted(raw))})"
-            )
-        if canonical in raw and canonical != src_name:
-            raise SchemaError(
-                f"column mapping for table '{table}': '{src_name}' -> '{canonical}' collides with an "
-                f"existing column '{canonical}'"
-            )
-        renames.append(f"{quote_ident(src_name)} AS {quote_ident(canonical)}")
+    check_mapping(table, describe_columns(con, f"raw_{table}"), mapping)
+    renames = [
+        f"{quote_ident(src_name)} AS {quote_ident(canonical)}" for src_name, canonical in mapping.items()
+    ]
     rename = f" RENAME ({', '.join(renames)})" if renames else ""
     con.execute(f"CREATE OR REPLACE TEMP VIEW mapped_{table} AS SELECT *{rename} FROM raw_{table}")
     columns = describe_columns(con, f"mapped_{table}")
-    missing = [c for c in REQUIRED[table] if c not in columns]
-    if missing:
-        raise SchemaError(
-            f"table '{table}' is missing required column(s) {missing} (found: {', '.join(sorted(columns))}); "
-            f"if they exist under other names, map them in pltv.toml [source.columns.{table}]"
-        )
+    check_required(table, columns)
     return columns
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from pltv.config import SourceConfig
-from pltv.errors import PltvError, SchemaError, SourceError
+from pltv.errors import PltvError, SourceError
 from pltv.features import (
     CATEGORICALS,
     MAX_EVENT_NAMES,
@@ -45,8 +45,16 @@ from pltv.features import (
     finish_frame,
     to_utc_naive,
 )
-from pltv.source_checks import BOOLEANS, CLOCK_SKEW, SPARK, TIMESTAMPS, run_checks, typed_timestamps
-from pltv.sources import REQUIRED
+from pltv.source_checks import (
+    BOOLEANS,
+    CLOCK_SKEW,
+    SPARK,
+    TIMESTAMPS,
+    check_mapping,
+    check_required,
+    run_checks,
+    typed_timestamps,
+)
 from pltv.sql_render import render_event_names, render_features
 
 MIN_JAVA = 17
@@ -140,16 +148,12 @@ def _locate(folder: Path, table: str) -> str | None:
     return None
 
 
-def _mapped(frame, path: str, mapping: dict[str, str], table: str):
+def _mapped(frame, mapping: dict[str, str], table: str):
+    """``frame`` with ``[source.columns.<table>]`` applied, checked as :mod:`pltv.sources` checks it."""
+    check_mapping(table, frame.columns, mapping)
     for source_col, canonical in mapping.items():
-        if source_col in frame.columns:
-            frame = frame.withColumnRenamed(source_col, canonical)
-    missing = [c for c in REQUIRED[table] if c not in frame.columns]
-    if missing:
-        raise SchemaError(
-            f"table '{table}' in {path} lacks column(s) {missing} (has: {', '.join(frame.columns)}); map them "
-            f"in [source.columns.{table}] of pltv.toml"
-        )
+        frame = frame.withColumnRenamed(source_col, canonical)
+    check_required(table, frame.columns)
     return frame
 
 
@@ -198,7 +202,7 @@ class SparkEngine:
             if read is not None:
                 frame, where = read
                 mapping = dict(self.config.columns.get(table, {}))
-                self._raw_frames[table] = _mapped(frame, where, mapping, table)
+                self._raw_frames[table] = _mapped(frame, mapping, table)
                 self._raw_frames[table].createOrReplaceTempView(f"pltv_raw_{table}")
                 found[table] = where
         missing = [t for t in ("users", "transactions") if t not in found]

@@ -1,4 +1,4 @@
-"""The data contract on both engines: the same bad Parquet export raises the same error, word for word.
+"""The data contract on both engines: the same bad Parquet export (or column mapping) raises the same error.
 
 Each case breaks one rule of :mod:`pltv.source_checks` in a small export; :func:`pltv.sources.open_source`
 (DuckDB) and :class:`pltv.spark.SparkEngine` must raise the same exception class with the same message, and
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pltv.config import SourceConfig
-from pltv.errors import DataQualityError
+from pltv.errors import DataQualityError, SchemaError
 from pltv.sources import open_source
 from pltv.spark import SparkEngine, check_spark_runtime, spark_session
 
@@ -185,6 +185,30 @@ def test_both_engines_refuse_a_bad_export_with_the_same_error(tmp_path, spark, c
     assert type(sparky.value) is type(duck.value)
     assert _same_minute(str(sparky.value)) == _same_minute(str(duck.value))
     assert SECRET not in str(duck.value)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "pattern"),
+    [
+        (
+            {"signup_ts": "signup_at"},
+            r"column mapping for table 'users': source column 'signup_ts' not found",
+        ),
+        ({"email": "signup_at"}, r"'email' -> 'signup_at' collides with an existing column 'signup_at'"),
+        (
+            {"signup_at": "created"},
+            r"table 'users' is missing required column\(s\) \['signup_at'\] \(found: ",
+        ),
+    ],
+)
+def test_both_engines_refuse_a_bad_column_mapping_with_the_same_error(tmp_path, spark, mapping, pattern):
+    root = _export(tmp_path / "export", _users(), _transactions(), _events())
+    config = SourceConfig(path=str(root), columns={"users": mapping})
+    with pytest.raises(SchemaError, match=pattern) as duck:
+        open_source(config)
+    with pytest.raises(SchemaError) as sparky:
+        SparkEngine(config, spark=spark)
+    assert str(sparky.value) == str(duck.value)
 
 
 def test_the_first_broken_rule_is_reported_first_on_both_engines(tmp_path, spark):
