@@ -6,8 +6,9 @@ written in the SQL both engines accept (``TRY_CAST``, ``count_if``, ``CASE``, co
 no ``::``), and its message; the few expressions that differ (parsing a timestamp, quoting, the regex
 function) come from the engine's :class:`Dialect`. One aggregate SELECT per table evaluates every row check
 (a count and the smallest row key each), skipping those a column's type already satisfies (a TIMESTAMP
-column parses); duplicate ``user_id`` values need a second, grouped pass over ``users``. The first failing check, in the order of :data:`CHECKS`, raises :class:`DataQualityError` naming
-the table, the column, a count and the first row key, never a value that may be personal data.
+column parses); duplicate ``user_id`` values need a second, grouped pass over ``users``. The first failing
+check, in the order of :data:`CHECKS`, raises :class:`DataQualityError` naming the table, the column, a
+count and the first row key, never a value that may be personal data.
 """
 
 from __future__ import annotations
@@ -36,12 +37,10 @@ Run = Callable[[str], list[tuple]]  # executes one SELECT, returns every row
 class Dialect:
     """What the two engines spell differently; everything else in the checks is shared SQL."""
 
-    name: str
     quote: Callable[[str], str]  # an identifier
     literal: Callable[[str], str]  # a string literal
-    _timestamp: Callable[
-        [str, str], str
-    ]  # (quoted column, engine's type name) -> TIMESTAMP, NULL if unparseable
+    # (quoted column, engine's type name) -> TIMESTAMP, NULL where a value does not parse
+    _timestamp: Callable[[str, str], str]
     regex: str  # function (text, pattern) -> true on a match anywhere in text
     kind: Callable[[str], str]  # engine's type name -> "timestamp", "number", "boolean" or "other"
 
@@ -61,9 +60,8 @@ def _spark_timestamp(col: str, type_name: str) -> str:
         return f"CAST({col} AS TIMESTAMP)"
     if type_name == "string" or type_name.startswith(("varchar", "char")):
         return f"TRY_CAST({col} AS TIMESTAMP)"  # an offset or zone is converted to UTC (the session zone)
-    return (
-        "CAST(NULL AS TIMESTAMP)"  # a number is not a timestamp (Spark would read epoch seconds, DuckDB not)
-    )
+    # a number is not a timestamp (Spark would read epoch seconds, DuckDB refuses it)
+    return "CAST(NULL AS TIMESTAMP)"
 
 
 def _duckdb_kind(type_name: str) -> str:
@@ -87,7 +85,6 @@ _DUCKDB_NUMBERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINY
 _SPARK_NUMBERS = {"tinyint", "smallint", "int", "bigint", "float", "double"}
 
 DUCKDB = Dialect(
-    name="duckdb",
     quote=lambda name: '"' + name.replace('"', '""') + '"',
     literal=lambda text: "'" + text.replace("'", "''") + "'",
     _timestamp=_duckdb_timestamp,
@@ -95,7 +92,6 @@ DUCKDB = Dialect(
     kind=_duckdb_kind,
 )
 SPARK = Dialect(
-    name="spark",
     quote=lambda name: "`" + name.replace("`", "``") + "`",
     literal=lambda text: "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'",
     _timestamp=_spark_timestamp,
