@@ -35,6 +35,7 @@ import pandas as pd
 
 from activation.client import CapiClient, ClientConfig, chunk, request_body
 from activation.delivery import DeliveryReport, deliver_pipelined
+from activation.due import ScoreJob, open_due, user_columns, window_start
 from activation.endpoint import is_meta_host
 from activation.errors import ClientConfigError, DailyRunError, LedgerError, RunStopped, SourceDistrusted
 from activation.events import plan_events
@@ -52,9 +53,8 @@ from activation.settings import event_id_for
 from activation.spec import EventSpec, check_spec_model, load_spec
 from activation.types import EventPlan
 from pltv.config import Config, SourceConfig
-from pltv.contract import DELIVERY, MATCH_COLUMNS
+from pltv.contract import MATCH_COLUMNS
 from pltv.progress import Progress
-from pltv.sources import open_source
 
 log = logging.getLogger("activation.daily")
 
@@ -79,6 +79,8 @@ class DailyOptions:
     catch_up_days: float = MAX_AGE_DAYS
     default_region: str = "US"
     now: datetime | None = None  # the send clock for a replay against the sandbox; None: the real time
+    engine: str = "duckdb"  # where the window's users are selected, featurized and scored (activation.due)
+    spark_master: str | None = None  # --engine spark: the master URL (default local[*] or the active session)
 
     @classmethod
     def from_config(
@@ -92,10 +94,13 @@ class DailyOptions:
         app_secret: str | None = None,
         test_event_code: str | None = None,
         replay_now: str | None = None,
+        engine: str = "duckdb",
+        spark_master: str | None = None,
     ) -> DailyOptions:
         """Options for one run from the configuration (``[capi]``, ``[source]``, ``[mlflow]``) and the secrets
         the caller read from the environment. Raises :class:`ClientConfigError` for a run that cannot work:
-        no token or pixel id for a live run, a replay clock (``replay_now``, ISO UTC) aimed at Meta."""
+        no token or pixel id for a live run, a replay clock (``replay_now``, ISO UTC) aimed at Meta.
+        ``engine`` and ``spark_master`` are checked when the run opens the source (:func:`open_due`)."""
         clock = None
         if replay_now is not None:
             if is_meta_host(config.capi.graph_url) and not dry_run:
@@ -136,6 +141,8 @@ class DailyOptions:
             dry_run=dry_run,
             default_region=config.capi.default_region,
             now=clock,
+            engine=engine,
+            spark_master=spark_master,
         )
 
 
@@ -273,23 +280,16 @@ def _day_start(d: date) -> datetime:
 
 
 def _select(
-    con, ledger: Ledger, spec: EventSpec, as_of: datetime, now: datetime, catch_up_days: float,
-    data_end: datetime | None, *, write: bool = True,
+    frame: pd.DataFrame, ledger: Ledger, spec: EventSpec, as_of: datetime, data_end: datetime | None,
+    *, write: bool = True,
 ) -> tuple[pd.DataFrame, int, int, int]:  # fmt: skip
-    """The day's users plus catch-up users still inside Meta's window, with event ids, by send moment;
-    how many were deferred because their send moment is after the source's last row (``data_end``):
-    their feature window is not fully in the data, and a value sent now would be too low, once; and how
-    many were left out because an earlier spec's event of the same name already reached them (per pixel,
-    one value event per user and event name, whatever spec is current); and how many of that earlier
-    spec's rows were settled as unconfirmed on the way."""
-    now_naive = now.astimezone(UTC).replace(tzinfo=None)
-    window_start = min(as_of - timedelta(days=1), now_naive - timedelta(days=catch_up_days))
-    frame = con.execute(
-        "SELECT user_id, signup_at + to_days(CAST($d AS INTEGER)) AS send_at FROM users "
-        "WHERE signup_at + to_days(CAST($d AS INTEGER)) >= $start "
-        "AND signup_at + to_days(CAST($d AS INTEGER)) < $as_of ORDER BY send_at, user_id",
-        {"d": spec.settings.send_day, "start": window_start, "as_of": as_of},
-    ).df()
+    """Of the window's users (``user_id, send_at`` by send moment, from the engine), the day's users plus
+    the catch-up users whose event is still owed, with event ids; how many were deferred because their send
+    moment is after the source's last row (``data_end``): their feature window is not fully in the data,
+    and a value sent now would be too low, once; and how many were left out because an earlier spec's event
+    of the same name already reached them (per pixel, one value event per user and event name, whatever
+    spec is current); and how many of that earlier spec's rows were settled as unconfirmed on the way."""
+    frame = frame[["user_id", "send_at"]].copy()
     spec_id = spec.spec_id
     frame["event_id"] = [event_id_for(spec_id, u) for u in frame["user_id"]]
     today = frame["send_at"] >= as_of - timedelta(days=1)
@@ -306,15 +306,6 @@ def _select(
     frame = frame[~served]
     late = frame["send_at"] > data_end if data_end is not None else pd.Series(False, index=frame.index)
     return frame[~late].reset_index(drop=True), int(late.sum()), int(served.sum()), unconfirmed
-
-
-def _users(con, user_ids: list[str], columns: list[str]) -> pd.DataFrame:
-    con.register("_ids", pd.DataFrame({"user_id": user_ids}))
-    try:
-        cols = ", ".join(f'u."{c}"' for c in columns)
-        return con.execute(f"SELECT u.user_id, {cols} FROM users u JOIN _ids USING (user_id)").df()
-    finally:
-        con.unregister("_ids")
 
 
 def _outbox_write(path: Path, payloads: list[dict], client: ClientConfig | None) -> None:
@@ -356,7 +347,7 @@ def run_daily(
 
 
 def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Progress) -> DailyReport:
-    from pltv.features import CATEGORICALS, build_features, to_utc_naive
+    from pltv.features import CATEGORICALS, to_utc_naive
     from pltv.registry import load_model
 
     t0 = time.perf_counter()
@@ -387,8 +378,10 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Pr
 
     t = time.perf_counter()
     try:
-        with progress.stage("open + validate the source", unit="users") as opening:
-            source = open_source(options.source)
+        with progress.stage(
+            "open + validate the source" + (" on Spark" if options.engine == "spark" else ""), unit="users"
+        ) as opening:
+            source = open_due(options.engine, options.source, spark_master=options.spark_master)
             opening.advance(source.quality.users)
     except Exception as exc:
         raise DailyRunError(f"cannot open the source: {exc}") from exc
@@ -418,7 +411,20 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Pr
             source.close()
             raise DailyRunError(f"cannot write the dry-run outbox {outbox}: {exc.strerror or exc}") from None
         report.outbox = outbox
-    user_cols = [c for c in (*MATCH_COLUMNS, *DELIVERY) if c in source.user_columns]
+    job = ScoreJob(
+        send_day=spec.settings.send_day, horizon_days=spec.horizon_days, as_of=as_of, model=model,
+        model_uri=f"models:/{spec.model_name}/{spec.model_version}", categoricals=categoricals,
+        user_cols=user_columns(source.user_columns),
+    )  # fmt: skip
+    t = time.perf_counter()
+    try:  # the engine's part, before the ledger opens: an engine that fails leaves the ledger untouched
+        with progress.stage(source.window_label, unit="users") as computing:
+            window = source.window(job, window_start(as_of, now, options.catch_up_days))
+            computing.advance(len(window))
+    except BaseException:
+        source.close()
+        raise
+    timed(source.window_stage, t)
     started = time.monotonic()
 
     def ledger_clock() -> datetime:  # the send clock (a replay's too), running on from ``now``
@@ -436,9 +442,8 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Pr
             report.expired = ledger.expire(older_than=now - timedelta(days=settings.max_age_days))
         with progress.stage("select the users due", unit="users") as selecting:
             selected, report.deferred, report.served_before, superseded = _select(
-                source.con, ledger, spec, as_of, now, options.catch_up_days, report.data_end,
-                write=not options.dry_run,
-            )  # fmt: skip
+                window, ledger, spec, as_of, report.data_end, write=not options.dry_run
+            )
             selecting.advance(len(selected))
         report.unconfirmed += superseded
         timed("select", t)
@@ -461,26 +466,12 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Pr
 
         def prepare(part: pd.DataFrame) -> EventPlan:
             """Chunk k+1's features, scores, hashes and events, built while chunk k is in flight."""
+            users = source.scored(job, part, timed)  # the engine times its features and scores
             t = time.perf_counter()
-            feats = build_features(
-                source.con, send_day=spec.settings.send_day, as_of=as_of, horizon_days=spec.horizon_days,
-                population="send_window", send_from=part["send_at"].iloc[0],
-                send_to=part["send_at"].iloc[-1] + timedelta(microseconds=1),
-                event_names=getattr(model, "event_names", None),
-                categoricals=categoricals,
-            )  # fmt: skip
-            feats = feats[feats["user_id"].isin(set(part["user_id"]))].reset_index(drop=True)
-            timed("features", t)
-            t = time.perf_counter()
-            predicted = np.asarray(model.predict(feats), dtype=float)
-            value = predicted if spec.settings.mode == "threshold" else spec.value_mapping.apply(predicted)
-            timed("score", t)
-            t = time.perf_counter()
-            users = _users(source.con, feats["user_id"].tolist(), user_cols)
-            users = feats[["user_id", "signup_at"]].merge(users, on="user_id", how="left")
-            users = users.merge(part[["user_id", "send_at"]], on="user_id", how="left")  # the event time
-            users["predicted_ltv"] = value
-            id_cols = [c for c in user_cols if c in MATCH_COLUMNS]
+            predicted = np.asarray(users["predicted_ltv"], dtype=float)
+            mapped = predicted if spec.settings.mode == "threshold" else spec.value_mapping.apply(predicted)
+            users["predicted_ltv"] = mapped
+            id_cols = [c for c in job.user_cols if c in MATCH_COLUMNS]
             plan = plan_events(
                 users, settings, now=now, id_columns=id_cols, default_region=options.default_region
             )  # skips keep their reasons

@@ -17,7 +17,16 @@ from typing import Annotated
 import typer
 
 from pltv import cli_activation as activation_commands
-from pltv.cli_options import ConfigOpt, SourceOpt, fail, parse_date, read_config
+from pltv.cli_options import (
+    ConfigOpt,
+    EngineOpt,
+    SourceOpt,
+    SparkMasterOpt,
+    check_engine,
+    fail,
+    parse_date,
+    read_config,
+)
 from pltv.errors import PltvError
 
 app = typer.Typer(
@@ -31,28 +40,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EngineOpt = Annotated[
-    str,
-    typer.Option(
-        "--engine",
-        help="Where features are computed: duckdb (in process) or spark (Spark SQL; needs the [spark] extra, Java 17).",
-    ),
-]
-SparkMasterOpt = Annotated[
-    str | None, typer.Option("--spark-master", help="Spark master URL for --engine spark (default local[*]).")
-]
-
 
 def _feature_engine(engine: str, source, spark_master: str | None):
     """``None`` for DuckDB, else a :class:`pltv.spark.SparkEngine` on the source (errors exit 2)."""
-    from pltv.errors import ConfigError
-
+    check_engine(engine, spark_master)
     if engine == "duckdb":
-        if spark_master is not None:
-            raise ConfigError("--spark-master needs --engine spark")
         return None
-    if engine != "spark":
-        raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
     from pltv.spark import SparkEngine
 
     return SparkEngine(source, master=spark_master)
@@ -282,22 +275,14 @@ def score_command(
 
     Exit codes: 0 written; 2 nothing written (missing model, source or option).
     """
-    from pltv.errors import ConfigError
     from pltv.progress import Progress
     from pltv.score import parse_model_ref, score
 
     cfg = read_config(config).replace("source", path=source)
     try:
-        if engine not in ("duckdb", "spark"):
-            raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
-        if spark_master is not None and engine != "spark":
-            raise ConfigError("--spark-master needs --engine spark")
+        check_engine(engine, spark_master)
         when = parse_date(as_of, "--as-of") if as_of else None
         ref = parse_model_ref(model, template=cfg.mlflow.model_name, send_day=send_day)
-        if engine == "spark":
-            from pltv.spark import check_spark_runtime
-
-            check_spark_runtime()
         with Progress.for_stream(sys.stdout) as progress:
             result = score(
                 cfg.source, send_day=send_day, out=out, tracking_uri=cfg.mlflow.tracking_uri, model=ref,

@@ -14,7 +14,17 @@ from typing import Annotated
 
 import typer
 
-from pltv.cli_options import ConfigOpt, LedgerOpt, SourceOpt, fail, parse_date, read_config
+from pltv.cli_options import (
+    ConfigOpt,
+    EngineOpt,
+    LedgerOpt,
+    SourceOpt,
+    SparkMasterOpt,
+    check_engine,
+    fail,
+    parse_date,
+    read_config,
+)
 from pltv.errors import PltvError
 
 
@@ -183,9 +193,14 @@ def score_and_send(
             "secrets are redacted.",
         ),
     ] = "WARNING",
+    engine: EngineOpt = "duckdb",
+    spark_master: SparkMasterOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The daily job: score users who reached the send day and send their events through CAPI.
+
+    With --engine spark, Spark selects the send window's users and computes their features and scores (a
+    Parquet export folder or catalog:<schema>); the ledger, hashing and delivery stay in this process.
 
     Exit codes: 0 every eligible event sent or skipped for a stated reason; 1 some events failed after
     retries (see `pltv status`); 2 the run could not start (no token, missing spec/model, unreadable or
@@ -205,12 +220,13 @@ def score_and_send(
     try:
         configure_logging(log_level.upper(), secrets=[s for s in (token, app_secret) if s])
         run_date = parse_date(date, "--date")
-    except ValueError as exc:
+        check_engine(engine, spark_master)
+    except (ValueError, PltvError) as exc:
         raise fail(exc) from exc
     try:
         options = DailyOptions.from_config(
             cfg, run_date=run_date, spec_path=spec, dry_run=dry_run, access_token=token, app_secret=app_secret,
-            test_event_code=test_event_code, replay_now=now,
+            test_event_code=test_event_code, replay_now=now, engine=engine, spark_master=spark_master,
         )  # fmt: skip
         with Progress.for_stream(sys.stdout) as progress:
             report = run_daily(options, progress=progress)

@@ -1,5 +1,5 @@
-"""What the ``pltv`` shell's commands share: the ``--config``/``--source``/``--ledger`` options, reading the
-configuration, dates from flags, and an error turned into a message and an exit code.
+"""What the ``pltv`` shell's commands share: the ``--config``/``--source``/``--ledger``/``--engine`` options,
+reading the configuration, dates from flags, and an error turned into a message and an exit code.
 """
 
 from __future__ import annotations
@@ -28,6 +28,30 @@ LedgerOpt = Annotated[
     Path | None,
     typer.Option("--ledger", help="Delivery ledger (DuckDB file; default ./pltv_ledger.duckdb)."),
 ]
+
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where features are computed: duckdb (in process) or spark (Spark SQL; needs the [spark] extra, Java 17).",
+    ),
+]
+SparkMasterOpt = Annotated[
+    str | None, typer.Option("--spark-master", help="Spark master URL for --engine spark (default local[*]).")
+]
+
+
+def check_engine(engine: str, spark_master: str | None) -> None:
+    """``--engine duckdb|spark`` and ``--spark-master`` only with Spark, else a :class:`ConfigError`; with
+    Spark, pyspark and Java 17 are checked here (what to install, before anything is loaded)."""
+    if engine not in ("duckdb", "spark"):
+        raise ConfigError(f"--engine must be duckdb or spark, got {engine!r}")
+    if spark_master is not None and engine != "spark":
+        raise ConfigError("--spark-master needs --engine spark")
+    if engine == "spark":
+        from pltv.spark import check_spark_runtime
+
+        check_spark_runtime()
 
 
 def fail(exc: Exception, code: int = 2) -> typer.Exit:

@@ -340,6 +340,11 @@ class SparkEngine:
             pdf, event_names=event_names, categoricals=categoricals, send_day=window["send_day"], as_of=as_of
         )
 
+    def sql(self, text: str):
+        """``text`` (Spark SQL) on this engine's views, re-created first: engines may share a session."""
+        self._activate()
+        return self.spark.sql(text)
+
 
 def score_frame(features, *, model_uri: str, feature_names: Sequence[str], categoricals: Sequence[str]):
     """``features`` (a Spark DataFrame) with ``predicted_ltv`` from the registered pyfunc, on the executors."""
