@@ -174,16 +174,17 @@ class SparkDue(_Due):
 
         from pltv.sources import CLOCK_SKEW
 
-        row = self.engine.sql(
-            "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM pltv_raw_transactions) AS raw, "
-            "(SELECT count(*) FROM transactions) AS tx, (SELECT count(*) FROM events) AS ev, "
-            "(SELECT max(signup_at) FROM users) AS u_end, (SELECT max(occurred_at) FROM transactions) AS t_end, "
-            "(SELECT max(occurred_at) FROM events) AS e_end"
-        ).collect()[0]
-        ends = [to_utc_naive(row[c]) for c in ("u_end", "t_end", "e_end") if row[c] is not None]
+        rows = self.engine.sql(  # one job: the four scans run side by side
+            "SELECT 'users' AS t, count(*) AS n, max(signup_at) AS end FROM users UNION ALL "
+            "SELECT 'raw', count(*), CAST(NULL AS TIMESTAMP) FROM pltv_raw_transactions UNION ALL "
+            "SELECT 'tx', count(*), max(occurred_at) FROM transactions UNION ALL "
+            "SELECT 'ev', count(*), max(occurred_at) FROM events"
+        ).collect()
+        n = {r["t"]: int(r["n"]) for r in rows}
+        ends = [to_utc_naive(r["end"]) for r in rows if r["end"] is not None]
         dropped: dict[str, int] = {}
         notes: tuple[str, ...] = ()
-        if row["raw"] and not row["tx"]:  # every transaction dropped: say why, as pltv.sources does
+        if n["raw"] and not n["tx"]:  # every transaction dropped: say why, as pltv.sources does
             cutoff = f"{_dt.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:%Y-%m-%d %H:%M:%S}"
             reasons = self.engine.sql(
                 "SELECT CASE WHEN u.user_id IS NULL THEN 'unknown user_id' "
@@ -207,8 +208,7 @@ class SparkDue(_Due):
                     "user_id with one type (string) in both tables",
                 )
         return SourceCounts(
-            users=int(row["users"]), transactions_raw=int(row["raw"]), transactions=int(row["tx"]),
-            events=int(row["ev"]), data_end=max(ends) if ends else None, dropped=dropped, notes=notes,
+            users=n["users"], transactions_raw=n["raw"], transactions=n["tx"], events=n["ev"], data_end=max(ends) if ends else None, dropped=dropped, notes=notes,
         )  # fmt: skip
 
     def window(self, job: ScoreJob, start: datetime) -> pd.DataFrame:
