@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from pltv.contract import DELIVERY, MATCH_COLUMNS
-from pltv.features import to_utc_naive
 
 ENGINES = ("duckdb", "spark")
 
@@ -175,13 +174,14 @@ class SparkDue(_Due):
         from pltv.sources import CLOCK_SKEW
 
         rows = self.engine.sql(  # one job: the four scans run side by side
-            "SELECT 'users' AS t, count(*) AS n, max(signup_at) AS end FROM users UNION ALL "
-            "SELECT 'raw', count(*), CAST(NULL AS TIMESTAMP) FROM pltv_raw_transactions UNION ALL "
-            "SELECT 'tx', count(*), max(occurred_at) FROM transactions UNION ALL "
-            "SELECT 'ev', count(*), max(occurred_at) FROM events"
-        ).collect()
+            "SELECT 'users' AS t, count(*) AS n, unix_micros(max(signup_at)) AS end FROM users UNION ALL "
+            "SELECT 'raw', count(*), CAST(NULL AS BIGINT) FROM pltv_raw_transactions UNION ALL "
+            "SELECT 'tx', count(*), unix_micros(max(occurred_at)) FROM transactions UNION ALL "
+            "SELECT 'ev', count(*), unix_micros(max(occurred_at)) FROM events"
+        ).collect()  # epoch microseconds: a collected TIMESTAMP would be read in the driver's local zone
         n = {r["t"]: int(r["n"]) for r in rows}
-        ends = [to_utc_naive(r["end"]) for r in rows if r["end"] is not None]
+        epoch = datetime(1970, 1, 1)
+        ends = [epoch + timedelta(microseconds=int(r["end"])) for r in rows if r["end"] is not None]
         dropped: dict[str, int] = {}
         notes: tuple[str, ...] = ()
         if n["raw"] and not n["tx"]:  # every transaction dropped: say why, as pltv.sources does
