@@ -413,7 +413,8 @@ def _run_daily(options: DailyOptions, *, now: datetime, model=None, progress: Pr
         report.outbox = outbox
     job = ScoreJob(
         send_day=spec.settings.send_day, horizon_days=spec.horizon_days, as_of=as_of, model=model,
-        model_uri=f"models:/{spec.model_name}/{spec.model_version}", categoricals=categoricals,
+        model_uri=f"models:/{spec.model_name}/{spec.model_version}", tracking_uri=options.tracking_uri,
+        categoricals=categoricals,
         user_cols=user_columns(source.user_columns),
     )  # fmt: skip
     t = time.perf_counter()

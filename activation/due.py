@@ -49,6 +49,7 @@ class ScoreJob:
     as_of: datetime
     model: object  # the registry's pyfunc, unwrapped (event_names, feature_names, predict)
     model_uri: str  # models:/name/version, for Spark's executors
+    tracking_uri: str  # the registry model_uri is read from (the one the in-process model came from)
     categoricals: Sequence[str]
     user_cols: Sequence[str]  # the match and delivery columns the source holds
 
@@ -69,12 +70,14 @@ class SourceCounts:
 def open_due(engine: str, source, *, spark_master: str | None = None):
     """The engine's view of the source: :class:`DuckDBDue` or :class:`SparkDue` (which checks the runtime
     and refuses what it cannot read, such as a DuckDB file, before the run touches the ledger)."""
+    from pltv.errors import ConfigError
+
     if engine == "duckdb":
+        if spark_master is not None:
+            raise ConfigError("a Spark master needs engine spark")
         return DuckDBDue(source)
     if engine == "spark":
         return SparkDue(source, master=spark_master)
-    from pltv.errors import ConfigError
-
     raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
@@ -232,8 +235,11 @@ class SparkDue(_Due):
     def _window(self, job: ScoreJob, start: datetime) -> pd.DataFrame:
         from pyspark.sql import functions as F
 
+        from pltv import tracking
         from pltv.sources import _BOOLEAN, _TIMESTAMPS
         from pltv.spark import score_frame
+
+        tracking.configure(job.tracking_uri, existing=True)  # spark_udf resolves models:/ in this registry
 
         feats = self.engine.features(
             send_day=job.send_day, as_of=job.as_of, horizon_days=job.horizon_days, population="send_window",
