@@ -169,7 +169,7 @@ class SparkDue(_Due):
         self.engine = SparkEngine(source, spark=spark, master=master)
         self.user_columns = self.engine.user_columns
         self.quality = self._counts()
-        self._frame: pd.DataFrame | None = None
+        self._rows: pd.DataFrame | None = None
 
     def _counts(self) -> SourceCounts:
         from datetime import datetime as _dt
@@ -267,16 +267,15 @@ class SparkDue(_Due):
         for c in ("signup_at", "send_at", *(c for c in job.user_cols if c in _TIMESTAMPS["users"])):
             frame[c] = pd.to_datetime(frame[c]).astype("datetime64[us]")
         frame = frame.sort_values(["send_at", "user_id"], kind="stable").reset_index(drop=True)
-        self._frame = frame
+        self._rows = frame.drop(columns="send_at").set_index("user_id")  # looked up per chunk
         return frame[["user_id", "send_at"]]
 
     def scored(self, job: ScoreJob, part: pd.DataFrame, timed: Timer) -> pd.DataFrame:
         t = time.perf_counter()
-        rows = self._frame.drop(columns="send_at")
-        users = part[["user_id", "send_at"]].merge(rows, on="user_id", how="left")
+        users = part[["user_id", "send_at"]].join(self._rows, on="user_id").reset_index(drop=True)
         users = users[["user_id", "signup_at", *job.user_cols, "send_at", "predicted_ltv"]]
         timed("hash+build", t)
         return users
 
     def close(self) -> None:
-        self._frame = None  # the session stays: it may be the caller's (a Databricks notebook's)
+        self._rows = None  # the session stays: it may be the caller's (a Databricks notebook's)
