@@ -174,7 +174,7 @@ class SparkDue(_Due):
     def _counts(self) -> SourceCounts:
         from datetime import datetime as _dt
 
-        from pltv.sources import CLOCK_SKEW
+        from pltv.source_checks import CLOCK_SKEW
 
         rows = self.engine.sql(  # one job: the four scans run side by side
             "SELECT 'users' AS t, count(*) AS n, unix_micros(max(signup_at)) AS end FROM users UNION ALL "
@@ -236,7 +236,7 @@ class SparkDue(_Due):
         from pyspark.sql import functions as F
 
         from pltv import tracking
-        from pltv.sources import _BOOLEAN, _TIMESTAMPS
+        from pltv.source_checks import TIMESTAMPS
         from pltv.spark import score_frame
 
         tracking.configure(job.tracking_uri, existing=True)  # spark_udf resolves models:/ in this registry
@@ -252,19 +252,13 @@ class SparkDue(_Due):
             feature_names=job.model.feature_names,
             categoricals=job.categoricals,
         ).select("user_id", "signup_at", "send_at", "predicted_ltv")
-        typed = []  # the contract's types, as pltv.sources gives them to the DuckDB path
-        for c in job.user_cols:
-            col = F.col(f"`{c}`")
-            if c in _BOOLEAN:
-                col = col.cast("boolean")
-            elif c in _TIMESTAMPS["users"]:
-                col = col.cast("timestamp")
-            typed.append(col.alias(c))
-        users = self.engine.sql("SELECT * FROM users").select("user_id", *typed)
+        users = self.engine.sql("SELECT * FROM users").select(
+            "user_id", *(F.col(f"`{c}`") for c in job.user_cols)
+        )  # typed by the view as pltv.sources types them
         spark = self.engine.spark
         spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")  # a columnar collect
         frame = scored.join(users, on="user_id", how="left").toPandas()
-        for c in ("signup_at", "send_at", *(c for c in job.user_cols if c in _TIMESTAMPS["users"])):
+        for c in ("signup_at", "send_at", *(c for c in job.user_cols if c in TIMESTAMPS["users"])):
             frame[c] = pd.to_datetime(frame[c]).astype("datetime64[us]")
         frame = frame.sort_values(["send_at", "user_id"], kind="stable").reset_index(drop=True)
         self._rows = frame.drop(columns="send_at").set_index("user_id")  # looked up per chunk
