@@ -41,3 +41,15 @@ def _keep_tracking_uri():
         patch.setenv("MLFLOW_TRACKING_URI", "unset-by-test")
         patch.delenv("MLFLOW_TRACKING_URI")
         yield
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for every Spark test (each module starting its own paid the JVM again)."""
+    from pltv.spark import check_spark_runtime, spark_session
+
+    check_spark_runtime()  # a clear message (install Java 17 / the [spark] extra) instead of a JVM trace
+    session = spark_session("local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")  # small data: fewer, larger tasks
+    yield session
+    session.stop()

@@ -26,17 +26,6 @@ NOW_BEFORE = datetime(2026, 10, 30, 1, 0, tzinfo=UTC)
 NOW = datetime(2026, 10, 31, 1, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pltv.spark import check_spark_runtime, spark_session
-
-    check_spark_runtime()  # a clear message (install Java 17 / the [spark] extra) instead of a JVM trace
-    session = spark_session("local[2]")
-    session.conf.set("spark.sql.shuffle.partitions", "4")  # small data: fewer, larger tasks
-    yield session
-    session.stop()
-
-
 def _options(world, ledger, *, engine="duckdb", sandbox=None, **changes) -> DailyOptions:
     client = None
     if sandbox is not None:

@@ -16,18 +16,17 @@ import pytest
 from pltv.config import SourceConfig
 from pltv.errors import DataQualityError, SchemaError
 from pltv.sources import open_source
-from pltv.spark import SparkEngine, check_spark_runtime, spark_session
+from pltv.spark import SparkEngine
 
 SECRET = "jane.secret@example.com"
 
 
 @pytest.fixture(scope="module")
-def spark():
-    check_spark_runtime()
-    session = spark_session("local[2]")
-    session.conf.set("spark.sql.shuffle.partitions", "1")  # tiny tables: one task per stage
-    yield session
-    session.stop()
+def spark(spark):
+    """The suite's session with one shuffle partition: the tables here are tiny (one task per stage)."""
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    yield spark
+    spark.conf.set("spark.sql.shuffle.partitions", "4")
 
 
 def _users() -> pd.DataFrame:

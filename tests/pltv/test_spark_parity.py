@@ -16,19 +16,10 @@ import pytest
 from pltv.features import build_features, default_as_of
 from pltv.score import ModelRef, score
 from pltv.sources import open_source
-from pltv.spark import EngineError, SparkEngine, check_spark_runtime, java_major, spark_session
+from pltv.spark import EngineError, SparkEngine, check_spark_runtime, java_major
 from pltv.train import train
 
 SAMPLE = "data/sample"
-
-
-@pytest.fixture(scope="module")
-def spark():
-    check_spark_runtime()  # a clear message (install Java 17 / the [spark] extra) instead of a JVM trace
-    session = spark_session("local[2]")
-    session.conf.set("spark.sql.shuffle.partitions", "4")  # small data: fewer, larger tasks
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
