@@ -172,9 +172,7 @@ class SparkDue(_Due):
         self._rows: pd.DataFrame | None = None
 
     def _counts(self) -> SourceCounts:
-        from datetime import datetime as _dt
-
-        from pltv.source_checks import CLOCK_SKEW
+        from pltv.sources import key_type_notes
 
         rows = self.engine.sql(  # one job: the four scans run side by side
             "SELECT 'users' AS t, count(*) AS n, unix_micros(max(signup_at)) AS end FROM users UNION ALL "
@@ -188,28 +186,11 @@ class SparkDue(_Due):
         dropped: dict[str, int] = {}
         notes: tuple[str, ...] = ()
         if n["raw"] and not n["tx"]:  # every transaction dropped: say why, as pltv.sources does
-            cutoff = f"{_dt.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:%Y-%m-%d %H:%M:%S}"
-            reasons = self.engine.sql(
-                "SELECT CASE WHEN u.user_id IS NULL THEN 'unknown user_id' "
-                "WHEN t.occurred_at IS NULL THEN 'null occurred_at' "
-                f"WHEN CAST(t.occurred_at AS TIMESTAMP) > CAST('{cutoff}' AS TIMESTAMP) "
-                "THEN 'occurred_at in the future' "
-                "WHEN t.revenue IS NULL THEN 'null revenue' "
-                "WHEN CAST(t.occurred_at AS TIMESTAMP) < u.signup_at THEN 'before signup_at' "
-                "ELSE 'duplicate transaction_id' END AS reason, count(*) AS n "
-                "FROM pltv_raw_transactions AS t LEFT JOIN users AS u ON u.user_id = CAST(t.user_id AS STRING) "
-                "GROUP BY 1 ORDER BY 1"
-            ).collect()
-            dropped = {f"transactions: {r['reason']}": int(r["n"]) for r in reasons}
+            dropped = self.engine.dropped()
             spark = self.engine.spark
-            u_type = spark.table("pltv_raw_users").schema["user_id"].dataType.simpleString()
-            t_type = spark.table("pltv_raw_transactions").schema["user_id"].dataType.simpleString()
-            if dropped.get("transactions: unknown user_id") and u_type != t_type:
-                notes = (
-                    f"every transaction was dropped as 'unknown user_id', and column user_id is {t_type} in "
-                    f"table 'transactions' but {u_type} in table 'users': both are compared as text; export "
-                    "user_id with one type (string) in both tables",
-                )
+            types = {t: {"user_id": spark.table(f"pltv_raw_{t}").schema["user_id"].dataType.simpleString()}
+                     for t in ("users", "transactions")}  # fmt: skip
+            notes = key_type_notes(types, dropped, n["tx"])
         return SourceCounts(
             users=n["users"], transactions_raw=n["raw"], transactions=n["tx"], events=n["ev"], data_end=max(ends) if ends else None, dropped=dropped, notes=notes,
         )  # fmt: skip

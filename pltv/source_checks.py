@@ -311,3 +311,66 @@ def run_checks(
                     **extra,
                 )  # fmt: skip
             )
+
+
+#: The row cleaning, once for both engines: why a row is dropped (and counted), in order, the first reason
+#: that holds naming the row. ``t`` is the typed row, ``u`` its user (NULL for an unknown ``user_id``);
+#: ``{cutoff}`` is now plus :data:`CLOCK_SKEW`. A duplicated ``transaction_id`` keeps one copy: the
+#: earliest, then the smallest revenue, then ``user_id`` (copies equal on all three are the same row).
+KEPT = {"transactions": ("user_id", "occurred_at", "revenue", "transaction_id"),
+        "events": ("user_id", "occurred_at", "event_name")}  # fmt: skip
+DUPLICATE = (
+    "duplicate transaction_id",
+    "t.transaction_id IS NOT NULL AND row_number() OVER (PARTITION BY t.transaction_id "
+    "ORDER BY t.occurred_at ASC NULLS LAST, t.revenue ASC NULLS LAST, t.user_id) > 1",
+)
+DROPS = {
+    "transactions": (
+        ("unknown user_id", "u.user_id IS NULL"),
+        ("null occurred_at", "t.occurred_at IS NULL"),
+        ("occurred_at in the future", "t.occurred_at > {cutoff}"),
+        ("null revenue", "t.revenue IS NULL"),
+        ("before signup_at", "t.occurred_at < u.signup_at"),
+    ),
+    "events": (
+        ("unknown user_id", "u.user_id IS NULL"),
+        ("null occurred_at", "t.occurred_at IS NULL"),
+        ("occurred_at in the future", "t.occurred_at > {cutoff}"),
+        ("null event_name", "t.event_name IS NULL"),
+        ("before signup_at", "t.occurred_at < u.signup_at"),
+    ),
+}
+
+
+def flagged_sql(
+    dialect: Dialect, table: str, columns: Mapping[str, str], *, relation: str, cutoff: datetime
+) -> str:
+    """A SELECT of ``relation``'s rows as the contract types them (the :data:`KEPT` columns) plus
+    ``drop_reason`` (NULL for a kept row), joined to the canonical ``users``. Without a ``transaction_id`` column there is nothing to
+    de-duplicate, and no window to pay for."""
+    ts = typed_timestamps(dialect, table, columns)[0]
+    if table == "transactions":
+        tx_id = (
+            f"CAST({dialect.quote('transaction_id')} AS STRING)"
+            if "transaction_id" in columns
+            else "CAST(NULL AS STRING)"
+        )
+        values = f"TRY_CAST(revenue AS DOUBLE) AS revenue, {tx_id} AS transaction_id"
+        rules = ((DUPLICATE,) if "transaction_id" in columns else ()) + DROPS[table]
+    else:
+        values = "CAST(event_name AS STRING) AS event_name"
+        rules = DROPS[table]
+    literal = f"TIMESTAMP '{cutoff:%Y-%m-%d %H:%M:%S.%f}'"
+    whens = " ".join(
+        f"WHEN {predicate.format(cutoff=literal)} THEN '{reason}'" for reason, predicate in rules
+    )
+    return (
+        f"SELECT t.*, CASE {whens} END AS drop_reason "
+        f"FROM (SELECT CAST(user_id AS STRING) AS user_id, {ts}, {values} FROM {relation}) AS t "
+        "LEFT JOIN users AS u ON u.user_id = t.user_id"
+    )
+
+
+def dropped_key(table: str, reason: str) -> str:
+    """How :attr:`pltv.sources.QualityReport.dropped` names a count: a dropped event is only ignored."""
+    return f"transactions: {reason}" if table == "transactions" else f"events: {reason} (ignored)"

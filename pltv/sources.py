@@ -38,11 +38,14 @@ from pltv.source_checks import (
     BOOLEANS,
     CLOCK_SKEW,
     DUCKDB,
+    KEPT,
     MAX_REVENUE,  # noqa: F401 (re-exported: the contract's limit)
     REQUIRED,  # noqa: F401 (re-exported)
     TIMESTAMPS,
     check_mapping,
     check_required,
+    dropped_key,
+    flagged_sql,
     run_checks,
     typed_timestamps,
 )
@@ -150,47 +153,25 @@ def _build_users(con, columns: dict[str, str], cutoff: datetime) -> None:
 
 
 def _build_transactions(con, columns: dict[str, str], currency: str, cutoff: datetime) -> dict[str, int]:
-    ts = _check(con, "transactions", columns, cutoff, currency)
-    has_id = "transaction_id" in columns
-    # one copy per transaction_id: the earliest, then the smallest revenue, then user_id (copies equal on all
-    # three are the same row); without the column there is nothing to de-duplicate and no window to pay for
-    duplicate = (
-        "WHEN t.transaction_id IS NOT NULL AND row_number() OVER (PARTITION BY t.transaction_id "
-        "ORDER BY t.occurred_at NULLS LAST, t.revenue NULLS LAST, t.user_id) > 1 THEN 'duplicate transaction_id'"
-        if has_id
-        else ""
-    )
-    # one materialized pass (typed, flagged); ``transactions`` is the kept rows of it, a view: at 93M rows a
-    # typed copy, a flagged copy and a sorted kept copy cost 98 s of a 157 s source opening, this one 30 s
+    _check(con, "transactions", columns, cutoff, currency)
+    return _build_flagged(con, "transactions", columns, cutoff)
+
+
+def _build_flagged(con, table: str, columns: dict[str, str], cutoff: datetime) -> dict[str, int]:
+    """``<table>_flagged`` (one materialized pass: typed, each row's drop reason) and ``<table>``, a view of
+    its kept rows; the drop counts. At 93M transactions a typed copy, a flagged copy and a sorted kept copy
+    cost 98 s of a 157 s source opening; this pass 30 s."""
+    flagged = "tx_flagged" if table == "transactions" else f"{table}_flagged"
+    select = flagged_sql(DUCKDB, table, columns, relation=f"mapped_{table}", cutoff=cutoff)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {flagged} AS {select}")
+    dropped = con.execute(
+        f"SELECT drop_reason, count(*) FROM {flagged} WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    kept = ", ".join(KEPT[table])
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE tx_flagged AS
-        SELECT t.user_id, t.occurred_at, t.revenue, t.transaction_id,
-               CASE
-                 {duplicate}
-                 WHEN u.user_id IS NULL THEN 'unknown user_id'
-                 WHEN t.occurred_at IS NULL THEN 'null occurred_at'
-                 WHEN t.occurred_at > $cutoff THEN 'occurred_at in the future'
-                 WHEN t.revenue IS NULL THEN 'null revenue'
-                 WHEN t.occurred_at < u.signup_at THEN 'before signup_at'
-               END AS drop_reason
-        FROM (SELECT user_id::VARCHAR AS user_id, {ts[0]}, TRY_CAST(revenue AS DOUBLE) AS revenue,
-                     {"transaction_id::VARCHAR" if has_id else "NULL::VARCHAR"} AS transaction_id
-              FROM mapped_transactions) AS t
-        LEFT JOIN users AS u USING (user_id)
-        """,
-        {"cutoff": cutoff},
+        f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {kept} FROM {flagged} WHERE drop_reason IS NULL"
     )
-    dropped = dict(
-        con.execute(
-            "SELECT drop_reason, count(*) FROM tx_flagged WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW transactions AS SELECT user_id, occurred_at, revenue, transaction_id "
-        "FROM tx_flagged WHERE drop_reason IS NULL"
-    )
-    return {f"transactions: {reason}": int(n) for reason, n in dropped.items()}
+    return {dropped_key(table, reason): int(n) for reason, n in dropped}
 
 
 def _build_events(con, columns: dict[str, str] | None, cutoff: datetime) -> dict[str, int]:
@@ -200,37 +181,11 @@ def _build_events(con, columns: dict[str, str] | None, cutoff: datetime) -> dict
             "NULL::TIMESTAMP AS occurred_at, NULL::VARCHAR AS event_name WHERE false"
         )
         return {}
-    ts = _check(con, "events", columns, cutoff)
-    # one pass: flag each row (materialized: every feature build reads it), count the dropped; ``events`` is
-    # the kept rows, a view (a second 200M-row copy at 10M users cost 10 s)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE events_flagged AS
-        SELECT e.user_id, e.occurred_at, e.event_name,
-               CASE WHEN u.user_id IS NULL THEN 'unknown user_id'
-                    WHEN e.occurred_at IS NULL THEN 'null occurred_at'
-                    WHEN e.occurred_at > $cutoff THEN 'occurred_at in the future'
-                    WHEN e.event_name IS NULL THEN 'null event_name'
-                    WHEN e.occurred_at < u.signup_at THEN 'before signup_at' END AS drop_reason
-        FROM (SELECT user_id::VARCHAR AS user_id, {ts[0]}, event_name::VARCHAR AS event_name
-              FROM mapped_events) AS e
-        LEFT JOIN users AS u USING (user_id)
-        """,
-        {"cutoff": cutoff},
-    )
-    dropped = dict(
-        con.execute(
-            "SELECT drop_reason, count(*) FROM events_flagged WHERE drop_reason IS NOT NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW events AS SELECT user_id, occurred_at, event_name FROM events_flagged "
-        "WHERE drop_reason IS NULL"
-    )
-    return {f"events: {reason} (ignored)": int(n) for reason, n in dropped.items()}
+    _check(con, "events", columns, cutoff)
+    return _build_flagged(con, "events", columns, cutoff)
 
 
-def _key_type_notes(
+def key_type_notes(
     mapped: Mapping[str, dict[str, str]], dropped: Mapping[str, int], kept: int
 ) -> tuple[str, ...]:
     """Why every transaction can be an unknown user: user_id columns of different types (compared as text)."""
@@ -316,7 +271,7 @@ def open_source(config: SourceConfig | str | Path, *, con: duckdb.DuckDBPyConnec
         dropped = _build_transactions(con, mapped["transactions"], config.currency, cutoff)
         dropped |= _build_events(con, mapped.get("events"), cutoff)
         kept = con.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
-        notes = _key_type_notes(mapped, dropped, kept)
+        notes = key_type_notes(mapped, dropped, kept)
         quality = _quality(con, config.currency, dropped, mapped["users"], notes)
         user_columns = tuple(describe_columns(con, "users"))
     except duckdb.Error as exc:

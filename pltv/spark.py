@@ -15,9 +15,10 @@ Spark job per table, plus a grouped one for duplicate ``user_id``), and raises t
 :class:`~pltv.errors.DataQualityError` with the same message for a null ``user_id``/``signup_at``, a
 duplicate ``user_id``, an unparseable or future timestamp, a revenue that is not a finite number, a
 currency other than the configured one, or a ``consent``/``ldu`` that is not a boolean. The row cleaning
-of :mod:`pltv.sources` is applied in Spark SQL: one row per ``transaction_id``, no rows for unknown users,
-before ``signup_at``, without a timestamp/revenue/event name, or later than now + 1 hour (not counted
-here: ``pltv inspect`` reports the drop counts).
+is :mod:`pltv.sources`' own rule list (:data:`pltv.source_checks.DROPS`, rendered for Spark SQL): one row per
+``transaction_id``, no rows for unknown users, before ``signup_at``, without a timestamp/revenue/event name,
+or later than now + 1 hour; :meth:`SparkEngine.dropped` counts them per reason (a pass over each table, so
+only on request).
 
 pyspark is an optional extra (``pip install 'pltv-toolkit[spark]'``) and needs Java 17 or newer.
 """
@@ -48,10 +49,13 @@ from pltv.features import (
 from pltv.source_checks import (
     BOOLEANS,
     CLOCK_SKEW,
+    KEPT,
     SPARK,
     TIMESTAMPS,
     check_mapping,
     check_required,
+    dropped_key,
+    flagged_sql,
     run_checks,
     typed_timestamps,
 )
@@ -214,7 +218,6 @@ class SparkEngine:
         for table in types:  # the contract's checks, pltv.sources' own: one aggregate pass per table
             run_checks(SPARK, lambda sql: [tuple(row) for row in spark.sql(sql).collect()], table,
                        f"pltv_raw_{table}", types[table], cutoff=now, currency=self.config.currency)  # fmt: skip
-        cutoff = f"{now:%Y-%m-%d %H:%M:%S.%f}"
         users = types["users"]
         typed = ["CAST(user_id AS STRING) AS user_id", *typed_timestamps(SPARK, "users", users)]
         typed += [f"TRY_CAST(`{c}` AS BOOLEAN) AS `{c}`" for c in BOOLEANS if c in users]
@@ -222,45 +225,19 @@ class SparkEngine:
         rest = [f"`{c}`" for c in users if c not in replaced]
         self._users_sql = f"SELECT {', '.join(typed + rest)} FROM pltv_raw_users"
         self._view_sql["users"] = self._users_sql
-        tx_cols = types["transactions"]
-        tx_id = "CAST(transaction_id AS STRING)" if "transaction_id" in tx_cols else "CAST(NULL AS STRING)"
-        # one row per transaction_id, the one pltv.sources keeps: the earliest, then the smallest revenue
-        copy = (
-            "row_number() OVER (PARTITION BY transaction_id ORDER BY occurred_at ASC NULLS LAST, "
-            "revenue ASC NULLS LAST, user_id)"
-            if "transaction_id" in tx_cols
-            else "1"
-        )
-        self._view_sql["transactions"] = f"""
-            WITH typed AS (
-                SELECT CAST(user_id AS STRING) AS user_id, {typed_timestamps(SPARK, "transactions", tx_cols)[0]},
-                       TRY_CAST(revenue AS DOUBLE) AS revenue, {tx_id} AS transaction_id
-                FROM pltv_raw_transactions
-            ),
-            ranked AS (
-                SELECT *, {copy} AS copy
-                FROM typed
-            )
-            SELECT t.user_id, t.occurred_at, t.revenue, t.transaction_id
-            FROM ranked AS t JOIN users AS u ON u.user_id = t.user_id
-            WHERE (t.transaction_id IS NULL OR t.copy = 1) AND t.occurred_at IS NOT NULL AND t.revenue IS NOT NULL
-                AND t.occurred_at <= CAST('{cutoff}' AS TIMESTAMP) AND t.occurred_at >= u.signup_at
-            """
-        if "events" in found:
-            events = f"""
-                SELECT e.user_id, e.occurred_at, e.event_name
-                FROM (SELECT CAST(user_id AS STRING) AS user_id, {typed_timestamps(SPARK, "events", types["events"])[0]},
-                             CAST(event_name AS STRING) AS event_name FROM pltv_raw_events) AS e
-                JOIN users AS u ON u.user_id = e.user_id
-                WHERE e.occurred_at IS NOT NULL AND e.event_name IS NOT NULL
-                    AND e.occurred_at <= CAST('{cutoff}' AS TIMESTAMP) AND e.occurred_at >= u.signup_at
-            """
-        else:
-            events = (
+        # the row cleaning of pltv.sources (one rule list): each row flagged with its drop reason, the
+        # canonical view its kept rows
+        for table in ("transactions", "events"):
+            if table in found:
+                select = flagged_sql(SPARK, table, types[table], relation=f"pltv_raw_{table}", cutoff=now)
+                self._view_sql[f"pltv_{table}_flagged"] = select
+                kept = ", ".join(KEPT[table])
+                self._view_sql[table] = f"SELECT {kept} FROM pltv_{table}_flagged WHERE drop_reason IS NULL"
+        if "events" not in found:
+            self._view_sql["events"] = (
                 "SELECT CAST(NULL AS STRING) AS user_id, CAST(NULL AS TIMESTAMP) AS occurred_at, "
                 "CAST(NULL AS STRING) AS event_name WHERE false"
             )
-        self._view_sql["events"] = events
         self._activate()
         return tuple(spark.table("users").columns)
 
@@ -279,6 +256,20 @@ class SparkEngine:
             "coalesce((SELECT max(occurred_at) FROM events), TIMESTAMP '1970-01-01 00:00:00')) AS data_end"
         ).collect()[0]
         return None if row["data_end"] is None else to_utc_naive(row["data_end"])
+
+    def dropped(self) -> dict[str, int]:
+        """The rows the cleaning drops, counted per reason as :attr:`pltv.sources.QualityReport.dropped`
+        names them (a pass over each table: called when the counts matter, not on every opening)."""
+        self._activate()
+        counts: dict[str, int] = {}
+        for table in ("transactions", "events"):
+            if f"pltv_{table}_flagged" in self._view_sql:
+                rows = self.spark.sql(
+                    f"SELECT drop_reason, count(*) AS n FROM pltv_{table}_flagged WHERE drop_reason IS NOT NULL "
+                    "GROUP BY 1 ORDER BY 1"
+                ).collect()
+                counts |= {dropped_key(table, row["drop_reason"]): int(row["n"]) for row in rows}
+        return counts
 
     def _sql(self, rendered):
         self._activate()

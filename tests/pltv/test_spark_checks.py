@@ -244,3 +244,66 @@ def test_a_clean_text_export_gives_both_engines_the_same_typed_users(tmp_path, s
     assert duck["signup_at"].iloc[1] == pd.Timestamp("2025-01-02 11:00")
     pd.testing.assert_frame_equal(duck, sparky, check_dtype=False)
     pd.testing.assert_frame_equal(duck_tx, spark_tx, check_dtype=False)
+
+
+def test_both_engines_drop_and_count_the_same_rows(tmp_path, spark):
+    """The row cleaning is one rule list: every drop reason, counted the same on both engines, and the
+    kept rows equal (a duplicated transaction_id keeps its earliest copy on both)."""
+    late = pd.Timestamp("2099-01-01", tz="UTC")
+    tx = pd.concat(
+        [
+            _transactions(),
+            pd.DataFrame(
+                {
+                    "transaction_id": ["t1", "t5", "t6", "t7", "t8"],
+                    "user_id": ["u1", "ghost", "u2", "u3", "u4"],
+                    "occurred_at": [
+                        pd.Timestamp(
+                            "2025-01-01 10:30", tz="UTC"
+                        ),  # a later copy of t1: dropped as duplicate
+                        pd.Timestamp("2025-01-06", tz="UTC"),  # unknown user
+                        pd.Timestamp("2025-01-01", tz="UTC"),  # before u2's signup
+                        late,  # in the future
+                        pd.Timestamp("2025-01-05", tz="UTC"),
+                    ],
+                    "revenue": [99.0, 1.0, 2.0, 3.0, None],  # t8: null revenue
+                    "currency": ["USD"] * 5,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    events = pd.concat(
+        [
+            _events(),
+            pd.DataFrame(
+                {
+                    "user_id": ["ghost", "u1", "u2"],
+                    "occurred_at": [
+                        pd.Timestamp("2025-01-06", tz="UTC"),
+                        late,
+                        pd.Timestamp("2025-01-03", tz="UTC"),
+                    ],
+                    "event_name": ["session", "session", None],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    root = _export(tmp_path / "export", _users(), tx, events)
+    with open_source(root) as src:
+        expected = dict(src.quality.dropped)
+        kept = src.con.execute("SELECT * FROM transactions ORDER BY transaction_id").df()
+    assert expected == {
+        "transactions: before signup_at": 1, "transactions: duplicate transaction_id": 1,
+        "transactions: null revenue": 1, "transactions: occurred_at in the future": 1,
+        "transactions: unknown user_id": 1, "events: null event_name (ignored)": 1,
+        "events: occurred_at in the future (ignored)": 1, "events: unknown user_id (ignored)": 1,
+    }  # fmt: skip
+    engine = SparkEngine(root, spark=spark)
+    assert engine.dropped() == expected
+    spark_kept = engine.spark.sql("SELECT * FROM transactions ORDER BY transaction_id").toPandas()
+    assert (
+        spark_kept["transaction_id"].tolist() == kept["transaction_id"].tolist() == ["t1", "t2", "t3", "t4"]
+    )
+    assert spark_kept["revenue"].tolist() == kept["revenue"].tolist()  # t1's earliest copy, 20.0
