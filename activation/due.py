@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -52,19 +52,6 @@ class ScoreJob:
     tracking_uri: str  # the registry model_uri is read from (the one the in-process model came from)
     categoricals: Sequence[str]
     user_cols: Sequence[str]  # the match and delivery columns the source holds
-
-
-@dataclass(frozen=True)
-class SourceCounts:
-    """What :func:`activation.preflight.source_doubts` reads, counted by Spark (counts and dates only)."""
-
-    users: int
-    transactions_raw: int
-    transactions: int
-    events: int
-    data_end: datetime | None
-    dropped: dict[str, int] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
 
 
 def open_due(engine: str, source, *, spark_master: str | None = None):
@@ -168,32 +155,8 @@ class SparkDue(_Due):
 
         self.engine = SparkEngine(source, spark=spark, master=master)
         self.user_columns = self.engine.user_columns
-        self.quality = self._counts()
+        self.quality = self.engine.quality
         self._rows: pd.DataFrame | None = None
-
-    def _counts(self) -> SourceCounts:
-        from pltv.sources import key_type_notes
-
-        rows = self.engine.sql(  # one job: the four scans run side by side
-            "SELECT 'users' AS t, count(*) AS n, unix_micros(max(signup_at)) AS end FROM users UNION ALL "
-            "SELECT 'raw', count(*), CAST(NULL AS BIGINT) FROM pltv_raw_transactions UNION ALL "
-            "SELECT 'tx', count(*), unix_micros(max(occurred_at)) FROM transactions UNION ALL "
-            "SELECT 'ev', count(*), unix_micros(max(occurred_at)) FROM events"
-        ).collect()  # epoch microseconds: a collected TIMESTAMP would be read in the driver's local zone
-        n = {r["t"]: int(r["n"]) for r in rows}
-        epoch = datetime(1970, 1, 1)
-        ends = [epoch + timedelta(microseconds=int(r["end"])) for r in rows if r["end"] is not None]
-        dropped: dict[str, int] = {}
-        notes: tuple[str, ...] = ()
-        if n["raw"] and not n["tx"]:  # every transaction dropped: say why, as pltv.sources does
-            dropped = self.engine.dropped()
-            spark = self.engine.spark
-            types = {t: {"user_id": spark.table(f"pltv_raw_{t}").schema["user_id"].dataType.simpleString()}
-                     for t in ("users", "transactions")}  # fmt: skip
-            notes = key_type_notes(types, dropped, n["tx"])
-        return SourceCounts(
-            users=n["users"], transactions_raw=n["raw"], transactions=n["tx"], events=n["ev"], data_end=max(ends) if ends else None, dropped=dropped, notes=notes,
-        )  # fmt: skip
 
     def window(self, job: ScoreJob, start: datetime) -> pd.DataFrame:
         """Score every user of the window on Spark and collect ``user_id, signup_at, send_at,

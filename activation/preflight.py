@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 from pltv.sources import QualityReport
 
 if TYPE_CHECKING:
-    from activation.due import SourceCounts
+    from pltv.spark import SparkCounts
 
 #: the export's last row may lag the run date by this much (a nightly export landing after midnight)
 MAX_EXPORT_LAG = timedelta(days=2)
 
 
-def source_doubts(quality: QualityReport | SourceCounts, *, as_of: datetime) -> list[str]:
+def source_doubts(quality: QualityReport | SparkCounts, *, as_of: datetime) -> list[str]:
     """Reasons not to send from this source for a run whose data is complete before ``as_of`` (naive UTC).
     ``quality`` is the DuckDB source's report or the Spark engine's counts (the same fields).
 

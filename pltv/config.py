@@ -40,6 +40,7 @@ that the file does not set, and CLI flags, stay relative to the working director
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -198,8 +199,14 @@ def load_config(path: str | Path | None = None, *, cwd: Path | None = None) -> C
     return _resolve_paths(config, raw, path.resolve().parent)
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # catalog:, s3://, dbfs:/, abfss://: not a local path
+
+
 def _against(base: Path, value: str) -> str:
-    """``value`` as an absolute path: itself when absolute (``~`` expanded), else under ``base``."""
+    """``value`` as an absolute path: itself when absolute (``~`` expanded) or a URI or ``catalog:<schema>``
+    (a Spark source), else under ``base``."""
+    if _SCHEME.match(value):
+        return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else base / path)
 

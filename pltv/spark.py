@@ -32,7 +32,9 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -161,6 +163,22 @@ def _mapped(frame, mapping: dict[str, str], table: str):
     return frame
 
 
+@dataclass(frozen=True)
+class SparkCounts:
+    """What the commands read of :attr:`pltv.sources.Source.quality`, counted by Spark (counts and dates
+    only): ``pltv train``'s log and as_of, the daily job's distrust checks."""
+
+    users: int
+    transactions_raw: int
+    transactions: int
+    events: int
+    signup_min: datetime | None
+    signup_max: datetime | None
+    data_end: datetime | None
+    dropped: dict[str, int] = field(default_factory=dict)  # counted only when every transaction was dropped
+    notes: tuple[str, ...] = ()
+
+
 class SparkEngine:
     """Canonical ``users``/``transactions``/``events`` views in a Spark session, from a Parquet export.
 
@@ -248,14 +266,53 @@ class SparkEngine:
         for name, sql in self._view_sql.items():
             self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
+    con = None  # the engine stands in for a DuckDB Source in pltv.train: features come from Spark
+
+    def close(self) -> None:
+        """Nothing to close: the session may be the caller's (a Databricks notebook's)."""
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def quality(self) -> SparkCounts:
+        """The source's counts, signup range and last timestamp, in one Spark job; and why, when every
+        transaction was dropped, as :mod:`pltv.sources` says it."""
+        from pltv.sources import key_type_notes
+
+        rows = self.sql(  # one job: the four scans run side by side
+            "SELECT 'users' AS t, count(*) AS n, unix_micros(min(signup_at)) AS first, "
+            "unix_micros(max(signup_at)) AS last FROM users UNION ALL "
+            "SELECT 'raw', count(*), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM pltv_raw_transactions UNION ALL "
+            "SELECT 'tx', count(*), CAST(NULL AS BIGINT), unix_micros(max(occurred_at)) FROM transactions UNION ALL "
+            "SELECT 'ev', count(*), CAST(NULL AS BIGINT), unix_micros(max(occurred_at)) FROM events"
+        ).collect()  # epoch microseconds: a collected TIMESTAMP would be read in the driver's local zone
+        at = {r["t"]: r for r in rows}
+
+        def moment(us) -> datetime | None:
+            return None if us is None else datetime(1970, 1, 1) + timedelta(microseconds=int(us))
+
+        n = {t: int(r["n"]) for t, r in at.items()}
+        ends = [moment(r["last"]) for r in rows if r["last"] is not None]
+        dropped: dict[str, int] = {}
+        notes: tuple[str, ...] = ()
+        if n["raw"] and not n["tx"]:
+            dropped = self.dropped()
+            types = {t: {"user_id": self.spark.table(f"pltv_raw_{t}").schema["user_id"].dataType.simpleString()}
+                     for t in ("users", "transactions")}  # fmt: skip
+            notes = key_type_notes(types, dropped, n["tx"])
+        return SparkCounts(
+            users=n["users"], transactions_raw=n["raw"], transactions=n["tx"], events=n["ev"],
+            signup_min=moment(at["users"]["first"]), signup_max=moment(at["users"]["last"]),
+            data_end=max(ends) if ends else None, dropped=dropped, notes=notes,
+        )  # fmt: skip
+
     def data_end(self) -> datetime | None:
         """The latest timestamp in any table (``pltv.sources``' ``data_end``), naive UTC."""
-        row = self.spark.sql(
-            "SELECT greatest(coalesce((SELECT max(signup_at) FROM users), TIMESTAMP '1970-01-01 00:00:00'), "
-            "coalesce((SELECT max(occurred_at) FROM transactions), TIMESTAMP '1970-01-01 00:00:00'), "
-            "coalesce((SELECT max(occurred_at) FROM events), TIMESTAMP '1970-01-01 00:00:00')) AS data_end"
-        ).collect()[0]
-        return None if row["data_end"] is None else to_utc_naive(row["data_end"])
+        return self.quality.data_end
 
     def dropped(self) -> dict[str, int]:
         """The rows the cleaning drops, counted per reason as :attr:`pltv.sources.QualityReport.dropped`
@@ -353,4 +410,12 @@ def score_frame(features, *, model_uri: str, feature_names: Sequence[str], categ
     return features.withColumn("predicted_ltv", udf(F.struct(*cols)))
 
 
-__all__ = ["EngineError", "SparkEngine", "check_spark_runtime", "java_major", "score_frame", "spark_session"]
+__all__ = [
+    "EngineError",
+    "SparkCounts",
+    "SparkEngine",
+    "check_spark_runtime",
+    "java_major",
+    "score_frame",
+    "spark_session",
+]

@@ -351,8 +351,9 @@ def train(
     anything is logged or registered. ``now`` (default: the wall clock) bounds the default ``as_of``
     (:func:`complete_until`). ``progress``: a :class:`~pltv.progress.Progress` (stages with counts and
     ETA), a line writer, or ``None`` (silent).
-    ``feature_engine`` (e.g. :class:`pltv.spark.SparkEngine`) computes the features instead of the
-    source's DuckDB connection, from the same SQL; the source is still validated here.
+    ``feature_engine`` (e.g. :class:`pltv.spark.SparkEngine`) stands in for the DuckDB source: it has
+    checked the contract, counts the source (:attr:`~pltv.spark.SparkEngine.quality`) and computes the
+    features from the same SQL.
     """
     from pltv.sources import DELIVERY, IDENTIFIERS, open_source
 
@@ -368,7 +369,9 @@ def train(
     categoricals = tuple(dict.fromkeys((*CATEGORICALS, *extra)))
     progress = Progress.coerce(progress)
     with progress.stage("open + validate the source", unit="users") as opening:  # minutes at 10M users
-        src = open_source(source)
+        # a feature engine stands in for the DuckDB source (Spark checks and counts it itself; a catalog
+        # source has no files DuckDB could open)
+        src = open_source(source) if feature_engine is None else feature_engine
         opening.advance(src.quality.users)
     with src, contextlib.ExitStack() as stack:
         missing = [c for c in extra if c not in src.user_columns]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pltv.cli import app
@@ -47,6 +48,15 @@ def test_absolute_paths_servers_and_defaults_are_kept(tmp_path):
     assert load_config(_write(tmp_path / "b", "[train]\nhorizon_days = 90\n")).mlflow.tracking_uri == (
         DEFAULT_TRACKING_URI
     )
+
+
+@pytest.mark.parametrize(
+    "source", ["catalog:analytics.pltv_export", "s3://bucket/exports/latest", "dbfs:/exports"]
+)
+def test_spark_sources_in_the_file_are_not_made_local_paths(tmp_path, source):
+    """A catalog schema or a URI Spark reads is kept as written (it is not a folder beside the file)."""
+    cfg = load_config(_write(tmp_path / "a", f'[source]\npath = "{source}"\n'))
+    assert cfg.source.path == source
 
 
 def test_inspect_with_config_from_another_directory(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pltv.features import build_features, default_as_of
+from pltv.features import build_features, default_as_of, to_utc_naive
 from pltv.score import ModelRef, score
 from pltv.sources import open_source
 from pltv.spark import EngineError, SparkEngine, check_spark_runtime, java_major
@@ -142,11 +142,30 @@ def test_pltv_score_is_equal_across_engines(store, spark, tmp_path, capsys):
     assert (b["model_version"] == a["model_version"]).all()
 
 
-def test_training_on_spark_features_gives_the_duckdb_model(sample_engines):
-    """train(feature_engine=Spark) fits on the same frame: the same holdout predictions as DuckDB's."""
-    _, engine = sample_engines
+def _sample_in_catalog(spark) -> str:
+    """The sample's tables as ``global_temp.users`` ... of the session: a source with no files."""
+    for table in ("users", "transactions", "events"):
+        spark.read.parquet(
+            f"{SAMPLE}/{table}" + (".parquet" if table == "users" else "")
+        ).createOrReplaceGlobalTempView(table)
+    return "catalog:global_temp"
+
+
+def test_training_on_spark_gives_the_duckdb_model_from_catalog_tables(sample_engines, spark):
+    """train(feature_engine=Spark) on catalog tables (nothing DuckDB could open) counts the source as
+    DuckDB does and fits on the same frame: the same holdout predictions as DuckDB's."""
+    src, _ = sample_engines
+    catalog = _sample_in_catalog(spark)
+    engine = SparkEngine(catalog, spark=spark)
+    q, counts = src.quality, engine.quality
+    assert (counts.users, counts.transactions_raw, counts.transactions, counts.events) == (
+        q.users, q.transactions_raw, q.transactions, q.events,
+    )  # fmt: skip
+    assert (counts.signup_min, counts.signup_max, counts.data_end) == tuple(
+        to_utc_naive(t) for t in (q.signup_min, q.signup_max, q.data_end)
+    )
     duck = train(SAMPLE, send_days=(1,), tracking_uri=None).results[0]
-    sparky = train(SAMPLE, send_days=(1,), tracking_uri=None, feature_engine=engine).results[0]
+    sparky = train(catalog, send_days=(1,), tracking_uri=None, feature_engine=engine).results[0]
     assert duck.candidate == sparky.candidate
     np.testing.assert_array_equal(duck.holdout["predicted_ltv"], sparky.holdout["predicted_ltv"])
 
@@ -172,11 +191,7 @@ def test_the_spark_engine_reads_parquet_folders_only(spark, tmp_path):
 def test_catalog_tables_give_the_same_features_as_the_export_folder(sample_engines, spark):
     """catalog:<schema> reads <schema>.users/transactions/events of the session (here global temp views)."""
     src, engine = sample_engines
-    for table in ("users", "transactions", "events"):
-        spark.read.parquet(
-            f"{SAMPLE}/{table}" + (".parquet" if table == "users" else "")
-        ).createOrReplaceGlobalTempView(table)
-    from_catalog = SparkEngine("catalog:global_temp", spark=spark)
+    from_catalog = SparkEngine(_sample_in_catalog(spark), spark=spark)
     as_of = default_as_of(src.quality.data_end)
     window = {"send_day": 3, "as_of": as_of, "population": "reached"}
     _assert_same_features(engine.build_features(**window), from_catalog.build_features(**window))
