@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,12 +42,31 @@ def machine_memory() -> int:
     return min(total, int(limit)) if limit.isdigit() else total
 
 
+_SPILL_PREFIX = "pltv-duckdb-"  # + the owning process id + "-" + a random part
+
+
+def _remove_orphaned_spills() -> None:
+    """Remove spill folders whose process is gone: a killed run cannot remove its own (at 10M users it can
+    hold gigabytes)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SPILL_PREFIX}*-*"):
+        pid = folder.name[len(_SPILL_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue  # another user's live process
+
+
 def working_connection() -> tuple[duckdb.DuckDBPyConnection, Path]:
     """An in-memory DuckDB for a source's tables that spills to a private temp folder (returned, to be
     removed after closing) past :data:`MEMORY_SHARE` of memory. DuckDB's own default, 80 % of memory
     and spilling into ``./.tmp``, left no room for the feature frame: `pltv train` on a 10M-user export
     grew to 20.9 GB on a 24 GB machine and was killed by the OOM killer."""
-    spill = Path(tempfile.mkdtemp(prefix="pltv-duckdb-"))
+    _remove_orphaned_spills()
+    spill = Path(tempfile.mkdtemp(prefix=f"{_SPILL_PREFIX}{os.getpid()}-"))
     limit_mb = max(int(machine_memory() * MEMORY_SHARE) // 2**20, 256)
     con = duckdb.connect(config={"memory_limit": f"{limit_mb}MiB", "temp_directory": str(spill)})
     return con, spill
