@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from activation import IdentityReport, estimate_match_quality, hash_identifiers
-from activation.daily import PSI_MIN_EVENTS, PSI_WARNING
+from activation.daily_report import PSI_MIN_EVENTS, PSI_WARNING
 from activation.design import LEARNING_EVENTS_PER_AD_SET_WEEK as LEARNING_EVENTS_PER_AD_SET
 from activation.design import MIN_DATASET_EVENTS_PER_WEEK
 from activation.ledger_states import EXPIRED

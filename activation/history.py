@@ -207,7 +207,7 @@ def _per_key(dropped: Mapping) -> dict[str, int]:
 def record_from_report(
     report: Any, *, expected_weekly: float | None = None, stopped: BaseException | None = None
 ) -> dict[str, Any]:
-    """A history row from a :class:`~activation.daily.DailyReport`; ``stopped``: the error that stopped the
+    """A history row from a :class:`~activation.daily_report.DailyReport`; ``stopped``: the error that stopped the
     run, named by class and code."""
     quantiles = report.value_quantiles or {}
     quality = report.match_quality

@@ -209,7 +209,8 @@ def score_and_send(
     owed to the next run); 4 the ledger could not be written mid-run (disk full): it stays consistent and
     the next run completes it.
     """
-    from activation.daily import DailyOptions, exit_code, run_daily
+    from activation.daily import DailyOptions, run_daily
+    from activation.daily_report import exit_code
     from activation.errors import ActivationError, LedgerWriteError, RunStopped
     from activation.redaction import configure_logging
     from pltv.progress import Progress

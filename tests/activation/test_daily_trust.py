@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from activation.client import ClientConfig
-from activation.daily import DailyOptions, exit_code, run_daily
+from activation.daily import DailyOptions, run_daily
+from activation.daily_report import exit_code
 from activation.errors import DailyRunError, LedgerError, RunInProgress, SourceDistrusted
 from activation.runlock import run_lock
 from activation.sandbox import Sandbox

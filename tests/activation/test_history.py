@@ -97,7 +97,7 @@ def test_a_daily_report_becomes_a_history_row(con):
     """The daily job's report maps onto the row: counts, skip reasons, quantiles, coverage, EMQ estimate."""
     from collections import Counter
 
-    from activation.daily import DailyReport
+    from activation.daily_report import DailyReport
     from activation.events import estimate_match_quality
     from activation.history import record_from_report
 
