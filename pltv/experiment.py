@@ -33,6 +33,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pltv.bootstrap import lift_draws, lift_interval
 from pltv.errors import ConfigError, DataQualityError, InsufficientDataError, PltvError, SchemaError
 from pltv.features import as_of_or_default, to_utc_naive
 from pltv.maturity import MaturityCurve, maturity_curve
@@ -65,40 +66,7 @@ class ExperimentOptions:
             raise ConfigError("the interval level must be in (0, 1) and the target width positive")
 
 
-# ---- pure statistics ------------------------------------------------------------------------------------
-
-
-def _boot_means(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``n_boot`` resamples of ``x`` (with replacement), in bounded memory."""
-    out = np.empty(n_boot)
-    step = max(1, 2_000_000 // max(x.size, 1))
-    for start in range(0, n_boot, step):
-        idx = rng.integers(0, x.size, size=(min(step, n_boot - start), x.size))
-        out[start : start + len(idx)] = x[idx].mean(axis=1)
-    return out
-
-
-def lift_draws(treatment, control, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
-    """Bootstrap draws of ``mean(treatment) / mean(control) − 1``, users resampled within each arm."""
-    t, c = np.asarray(treatment, dtype=float), np.asarray(control, dtype=float)
-    if t.size == 0 or c.size == 0:
-        raise InsufficientDataError("the lift needs users in both arms")
-    rng = np.random.default_rng(seed)
-    mt, mc = _boot_means(t, n_boot, rng), _boot_means(c, n_boot, rng)
-    ok = mc > 0
-    return mt[ok] / mc[ok] - 1
-
-
-def lift_interval(
-    treatment, control, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, tuple[float, float]]:
-    """``mean(treatment) / mean(control) − 1`` and its percentile bootstrap interval at ``level``."""
-    t, c = np.asarray(treatment, dtype=float), np.asarray(control, dtype=float)
-    if t.size == 0 or c.size == 0 or c.mean() <= 0:
-        raise InsufficientDataError("the lift needs users in both arms and revenue in the control arm")
-    draws = lift_draws(t, c, n_boot=n_boot, seed=seed)
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-    return float(t.mean() / c.mean() - 1), (float(lo), float(hi))
+# ---- precision: how many users, how many days ---------------------------------------------------------
 
 
 def users_for_width(users: int, width: float, target_width: float) -> int:

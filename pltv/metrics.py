@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from pltv.bootstrap import resamples
+
 TOP_SHARES = (0.01, 0.05, 0.10)
 
 
@@ -227,9 +229,7 @@ def total_bias_interval(
     t, p = _arrays(y_true, y_pred)
     rng = np.random.default_rng(seed)
     sums_t, sums_p = np.empty(n_boot), np.empty(n_boot)
-    chunk = max(1, 2_000_000 // t.size)  # bounded memory on large cohorts
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, t.size, size=(min(chunk, n_boot - start), t.size))
+    for start, idx in resamples(t.size, n_boot, rng):
         sums_t[start : start + len(idx)] = t[idx].sum(axis=1)
         sums_p[start : start + len(idx)] = p[idx].sum(axis=1)
     bias = sums_p[sums_t != 0] / sums_t[sums_t != 0] - 1

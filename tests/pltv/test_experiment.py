@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pltv.bootstrap import lift_interval
 from pltv.errors import DataQualityError, SchemaError
 from pltv.experiment import (
     ExperimentOptions,
     days_for_users,
     experiment_readout,
-    lift_interval,
     read_spend,
     users_for_width,
 )
