@@ -75,6 +75,46 @@ def _shift(src: Path, out: Path, eligible: int) -> None:
     con.close()
 
 
+def timed_run(tmp: Path, src: Path) -> dict:
+    """A send-day-1 model and custom-value spec from the committed sample (under ``tmp``), then
+    ``pltv score-and-send`` on ``src`` for the run date as a user runs it: its own process (its peak RSS
+    is its own) against ``pltv sandbox`` in another. Returns wall seconds, peak KB, stdout, stderr, exit
+    code and the sandbox's counts."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}",
+           "META_ACCESS_TOKEN": "bench-token"}  # fmt: skip
+    _pltv("train", "--source", str(REPO / "data" / "sample"), "--send-days", str(SEND_DAY), env=env)
+    _pltv("design", "--source", str(REPO / "data" / "sample"), "--mode", "custom_value", "--out",
+          str(tmp / "spec.json"), env=env)  # fmt: skip
+    exe = str(Path(sys.executable).with_name("pltv"))
+    port = _free_port()
+    sandbox = subprocess.Popen([exe, "sandbox", "--port", str(port), "--now", f"{RUN_DATE}T01:00:00"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        t = time.perf_counter()
+        with open(tmp / "job.out", "w") as out, open(tmp / "job.err", "w") as err:
+            job = subprocess.Popen(
+                [exe, "score-and-send", "--source", str(src), "--date", RUN_DATE, "--spec", str(tmp / "spec.json"),
+                 "--pixel-id", "1234567890", "--graph-url", f"http://127.0.0.1:{port}",
+                 "--ledger", str(tmp / "ledger.duckdb"), "--now", f"{RUN_DATE}T01:00:00"],
+                stdout=out, stderr=err, env=env,
+            )  # fmt: skip
+            _, status, usage = os.wait4(job.pid, 0)  # this child's own peak RSS
+        wall = time.perf_counter() - t
+        received = requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=5).json()["stats"]
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+    return {"wall": wall, "peak_kb": usage.ru_maxrss, "returncode": os.waitstatus_to_exitcode(status),
+            "stdout": (tmp / "job.out").read_text(), "stderr": (tmp / "job.err").read_text(),
+            "received": received}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -90,49 +130,14 @@ def main() -> None:
             f"setup: {args.users:,}-user source with {args.eligible:,} users due on the day before {RUN_DATE} "
             f"({time.perf_counter() - t:.0f}s, not timed)"
         )
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}",
-               "META_ACCESS_TOKEN": "bench-token"}  # fmt: skip
-        _pltv("train", "--source", str(REPO / "data" / "sample"), "--send-days", str(SEND_DAY), env=env)
-        _pltv("design", "--source", str(REPO / "data" / "sample"), "--mode", "custom_value", "--out",
-              str(tmp / "spec.json"), env=env)  # fmt: skip
-
-        port = _free_port()
-        sandbox = subprocess.Popen(
-            [str(Path(sys.executable).with_name("pltv")), "sandbox", "--port", str(port), "--now",
-             f"{RUN_DATE}T01:00:00"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            for _ in range(100):
-                try:
-                    requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=1)
-                    break
-                except requests.RequestException:
-                    time.sleep(0.1)
-            t = time.perf_counter()
-            with open(tmp / "job.out", "w") as out, open(tmp / "job.err", "w") as err:
-                job = subprocess.Popen(
-                    [str(Path(sys.executable).with_name("pltv")), "score-and-send", "--source", str(tmp / "src"),
-                     "--date", RUN_DATE, "--spec", str(tmp / "spec.json"), "--pixel-id", "1234567890",
-                     "--graph-url", f"http://127.0.0.1:{port}", "--ledger", str(tmp / "ledger.duckdb"),
-                     "--now", f"{RUN_DATE}T01:00:00"],
-                    stdout=out, stderr=err, env=env,
-                )  # fmt: skip
-                _, status, usage = os.wait4(job.pid, 0)  # this child's own peak RSS
-            job.returncode = os.waitstatus_to_exitcode(status)
-            wall = time.perf_counter() - t
-            peak_kb = usage.ru_maxrss
-            run = subprocess.CompletedProcess(job.args, job.returncode, (tmp / "job.out").read_text(),
-                                              (tmp / "job.err").read_text())  # fmt: skip
-            received = requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=5).json()["stats"]
-        finally:
-            sandbox.terminate()
-            sandbox.wait()
-    print(run.stdout)
-    if run.returncode:
-        print(run.stderr[-2000:])
-    deliver = next((line for line in run.stdout.splitlines() if "duration" in line), "")
-    sent = next((int(line.split()[1].replace(",", "")) for line in run.stdout.splitlines()
+        run = timed_run(tmp, tmp / "src")
+    print(run["stdout"])
+    if run["returncode"]:
+        print(run["stderr"][-2000:])
+    wall, peak_kb, received = run["wall"], run["peak_kb"], run["received"]
+    stdout = run["stdout"]
+    deliver = next((line for line in stdout.splitlines() if "duration" in line), "")
+    sent = next((int(line.split()[1].replace(",", "")) for line in stdout.splitlines()
                  if line.strip().startswith("sent")), 0)  # fmt: skip
     deliver_s = float(deliver.split("deliver ")[1].split("s")[0]) if "deliver " in deliver else float("nan")
     print(f"daily run wall time      {wall:8.1f} s   (target < 60 s; includes interpreter + MLflow start)")

@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -218,17 +217,6 @@ def measure_size(data: Path, counts: dict, workdir: Path) -> dict:
 # ---- the daily job with every user due ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pltv(*args: str, env: dict) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("pltv")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, check=True)
-
-
 def _all_due(src: Path, out: Path) -> int:
     """``src`` with every user's history moved to sign up on the day before the run date's previous day
     (same time of day), so that every send moment (send day 1) falls on the run's previous day; rows on or
@@ -262,50 +250,19 @@ def _all_due(src: Path, out: Path) -> int:
 
 
 def measure_daily(data: Path, workdir: Path) -> dict:
-    import requests
+    from daily import timed_run  # bench/daily.py: the same timed run, 100k due of 1M
 
     tmp = Path(tempfile.mkdtemp(prefix="daily-", dir=workdir))
     t = time.perf_counter()
     due = _all_due(data, tmp / "src")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}",
-           "META_ACCESS_TOKEN": "bench-token"}  # fmt: skip
-    _pltv("train", "--source", str(REPO / "data" / "sample"), "--send-days", str(SEND_DAY), env=env)
-    _pltv("design", "--source", str(REPO / "data" / "sample"), "--mode", "custom_value", "--out",
-          str(tmp / "spec.json"), env=env)  # fmt: skip
-    print(
-        f"  setup: {due:,} users due on {RUN_DATE} ({time.perf_counter() - t:.0f} s, not timed)", flush=True
-    )
-    port = _free_port()
-    exe = str(Path(sys.executable).with_name("pltv"))
-    sandbox = subprocess.Popen([exe, "sandbox", "--port", str(port), "--now", f"{RUN_DATE}T01:00:00"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        t = time.perf_counter()
-        with open(tmp / "job.out", "w") as out, open(tmp / "job.err", "w") as err:
-            job = subprocess.Popen(
-                [exe, "score-and-send", "--source", str(tmp / "src"), "--date", RUN_DATE, "--spec",
-                 str(tmp / "spec.json"), "--pixel-id", "1234567890", "--graph-url", f"http://127.0.0.1:{port}",
-                 "--ledger", str(tmp / "ledger.duckdb"), "--now", f"{RUN_DATE}T01:00:00"],
-                stdout=out, stderr=err, env=env,
-            )  # fmt: skip
-            _, status, usage = os.wait4(job.pid, 0)
-        wall = time.perf_counter() - t
-        received = requests.get(f"http://127.0.0.1:{port}/_sandbox/summary", timeout=5).json()["stats"]
-    finally:
-        sandbox.terminate()
-        sandbox.wait()
-    stdout = (tmp / "job.out").read_text()
-    print(stdout, flush=True)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        print((tmp / "job.err").read_text()[-2000:])
-    return {"due": due, "wall": wall, "peak_gb": usage.ru_maxrss / 1024**2, "accepted": received["accepted"],
-            "report": stdout}  # fmt: skip
+    print(f"  setup: {due:,} users due on {RUN_DATE} ({time.perf_counter() - t:.0f} s to shift, not timed)",
+          flush=True)  # fmt: skip
+    run = timed_run(tmp, tmp / "src")
+    print(run["stdout"], flush=True)
+    if run["returncode"] not in (0, 1):
+        print(run["stderr"][-2000:])
+    return {"due": due, "wall": run["wall"], "peak_gb": run["peak_kb"] / 1024**2,
+            "accepted": run["received"]["accepted"], "report": run["stdout"]}  # fmt: skip
 
 
 # ---- report -------------------------------------------------------------------------------------------
