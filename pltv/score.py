@@ -147,7 +147,7 @@ def score(
         from pltv.spark import SparkEngine, score_frame
 
         eng = SparkEngine(source, spark=spark, master=spark_master)
-        as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(eng.data_end())
+        as_of = to_utc_naive(as_of) if as_of is not None else default_as_of(eng.quality.data_end)
         feats = eng.features(
             as_of=as_of, event_names=pyfunc.event_names, categoricals=pyfunc.categoricals, **window
         )

@@ -310,10 +310,6 @@ class SparkEngine:
             data_end=max(ends) if ends else None, dropped=dropped, notes=notes,
         )  # fmt: skip
 
-    def data_end(self) -> datetime | None:
-        """The latest timestamp in any table (``pltv.sources``' ``data_end``), naive UTC."""
-        return self.quality.data_end
-
     def dropped(self) -> dict[str, int]:
         """The rows the cleaning drops, counted per reason as :attr:`pltv.sources.QualityReport.dropped`
         names them (a pass over each table: called when the counts matter, not on every opening)."""
