@@ -133,16 +133,15 @@ def _mapped_view(con: duckdb.DuckDBPyConnection, table: str, mapping: Mapping[st
     return columns
 
 
-def _check(con, table: str, columns: dict[str, str], cutoff: datetime, currency: str = "USD") -> list[str]:
-    """Run ``table``'s contract checks (:mod:`pltv.source_checks`, one pass); its typed timestamp columns."""
+def _check(con, table: str, columns: dict[str, str], cutoff: datetime, currency: str = "USD") -> None:
+    """Run ``table``'s contract checks (:mod:`pltv.source_checks`, one aggregate pass)."""
     run_checks(DUCKDB, lambda sql: con.execute(sql).fetchall(), table, f"mapped_{table}", columns,
                cutoff=cutoff, currency=currency)  # fmt: skip
-    return typed_timestamps(DUCKDB, table, columns)
 
 
 def _build_users(con, columns: dict[str, str], cutoff: datetime) -> None:
-    ts = _check(con, "users", columns, cutoff)
-    typed = ["user_id::VARCHAR AS user_id", *ts]
+    _check(con, "users", columns, cutoff)
+    typed = ["user_id::VARCHAR AS user_id", *typed_timestamps(DUCKDB, "users", columns)]
     typed += [f"TRY_CAST({column} AS BOOLEAN) AS {column}" for column in BOOLEANS if column in columns]
     replaced = [c for c in ("user_id", *TIMESTAMPS["users"], *BOOLEANS) if c in columns]
     exclude = ", ".join(quote_ident(c) for c in replaced)
